@@ -1,0 +1,570 @@
+//! The incremental engine: lazy, parallel, recomputing only what an input change touches.
+//!
+//! A generated crate describes its DAG as a static [`GraphSpec`]: inputs, then nodes in
+//! topological order, each with the slots it reads and its kernel. Slots `0..inputs.len()`
+//! are the inputs; slot `inputs.len() + i` is node `i`.
+//!
+//! Bookkeeping follows the "verifying traces" of build systems (Salsa, Shake):
+//! - every input change bumps a global `revision`; the input records `changed_at`;
+//! - a cached node records `changed_at` (the revision its value last changed) and
+//!   `verified_at` (the revision at which it was last known to be up to date);
+//! - a node asked for at revision `r` with `verified_at < r` is recomputed only if one of
+//!   its dependencies has `changed_at > verified_at`; otherwise it is just re-verified;
+//! - early cutoff: a recomputed value that is bitwise equal to the old one keeps the old
+//!   `changed_at`, so its dependents are re-verified instead of recomputed.
+//!
+//! Scheduling is by in-degree: each stale node waits for a counter of its stale
+//! dependencies to reach zero, then runs as a rayon task; independent nodes run at once.
+
+use crate::error::{shape_str, Error, Result};
+use crate::kernels::bitwise_eq;
+use crate::Panel;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
+
+/// A node kernel: reads its dependencies' values in the order of [`NodeSpec::deps`].
+pub type Kernel = fn(&[&Panel]) -> Panel;
+
+/// One node of a DAG, as generated.
+pub struct NodeSpec {
+    /// The name as written in Python.
+    pub name: &'static str,
+    /// The docstring of the node's function ("" when it has none).
+    pub doc: &'static str,
+    /// Slots read, in kernel-argument order (inputs first, then nodes; see module docs).
+    pub deps: &'static [usize],
+    pub kernel: Kernel,
+}
+
+/// A whole DAG, as generated: the static schedule.
+pub struct GraphSpec {
+    pub name: &'static str,
+    pub inputs: &'static [&'static str],
+    /// Topologically ordered: a node only reads slots of inputs and earlier nodes.
+    pub nodes: &'static [NodeSpec],
+    /// Node indices grouped by topological level (level 0 reads only inputs).
+    pub levels: &'static [&'static [usize]],
+}
+
+impl GraphSpec {
+    fn known(names: impl Iterator<Item = &'static str>) -> String {
+        names
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    pub fn node_index(&self, name: &str) -> Result<usize> {
+        self.nodes
+            .iter()
+            .position(|n| n.name == name)
+            .ok_or_else(|| self.unknown_node(name))
+    }
+
+    pub fn unknown_node(&self, name: &str) -> Error {
+        Error::UnknownNode {
+            dag: self.name.to_string(),
+            name: name.to_string(),
+            known: Self::known(self.nodes.iter().map(|n| n.name)),
+        }
+    }
+
+    pub fn input_index(&self, name: &str) -> Result<usize> {
+        self.inputs
+            .iter()
+            .position(|n| *n == name)
+            .ok_or_else(|| Error::UnknownInput {
+                dag: self.name.to_string(),
+                name: name.to_string(),
+                known: Self::known(self.inputs.iter().copied()),
+            })
+    }
+}
+
+/// What the engine has done for one node.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NodeStats {
+    /// Times the kernel ran.
+    pub computes: u64,
+    /// Recomputations whose result was bitwise unchanged (early cutoff).
+    pub cutoffs: u64,
+    /// Total wall time spent in the kernel.
+    pub seconds: f64,
+}
+
+/// An input value as handed to [`Engine::set_inputs`].
+pub struct InputValue {
+    pub panel: Panel,
+    /// The shape as the caller gave it, for messages and for the shape of outputs:
+    /// `[T]` for a 1-D input (held as a (T, 1) panel) or `[T, N]`.
+    pub given_shape: Vec<usize>,
+}
+
+struct InputSlot {
+    value: Arc<Panel>,
+    given_shape: Vec<usize>,
+    changed_at: u64,
+}
+
+struct Cached {
+    value: Arc<Panel>,
+    changed_at: u64,
+    verified_at: u64,
+}
+
+struct Outcome {
+    value: Arc<Panel>,
+    changed_at: u64,
+    seconds: Option<f64>,
+    cutoff: bool,
+}
+
+pub struct Engine {
+    spec: &'static GraphSpec,
+    inputs: Vec<Option<InputSlot>>,
+    nodes: Vec<Option<Cached>>,
+    /// For each node, the nodes that read it.
+    dependents: Vec<Vec<usize>>,
+    revision: u64,
+    stats: Vec<NodeStats>,
+}
+
+impl Engine {
+    pub fn new(spec: &'static GraphSpec) -> Self {
+        let n_in = spec.inputs.len();
+        let mut dependents = vec![Vec::new(); spec.nodes.len()];
+        for (i, node) in spec.nodes.iter().enumerate() {
+            for &d in node.deps {
+                if d >= n_in {
+                    dependents[d - n_in].push(i);
+                }
+            }
+        }
+        Engine {
+            spec,
+            inputs: (0..n_in).map(|_| None).collect(),
+            nodes: (0..spec.nodes.len()).map(|_| None).collect(),
+            dependents,
+            revision: 1,
+            stats: vec![NodeStats::default(); spec.nodes.len()],
+        }
+    }
+
+    pub fn spec(&self) -> &'static GraphSpec {
+        self.spec
+    }
+
+    pub fn stats(&self) -> &[NodeStats] {
+        &self.stats
+    }
+
+    /// The shape outputs are returned in: `[T]` when every given input was 1-D,
+    /// else `[T, N]`; `None` before any input is set.
+    pub fn output_shape(&self) -> Option<Vec<usize>> {
+        let given: Vec<&InputSlot> = self.inputs.iter().flatten().collect();
+        let first = given.first()?;
+        if given.iter().all(|s| s.given_shape.len() == 1) {
+            Some(vec![first.value.nrows()])
+        } else {
+            Some(first.value.shape().to_vec())
+        }
+    }
+
+    /// Sets several inputs at once. Either all are applied or, on a shape error, none.
+    /// An input set to a value bitwise equal to its current one counts as unchanged.
+    pub fn set_inputs(&mut self, batch: Vec<(usize, InputValue)>) -> Result<()> {
+        // The shape every input must share: that of an input this batch keeps, else the
+        // first one it sets.
+        let reference = (0..self.inputs.len())
+            .filter(|i| !batch.iter().any(|(j, _)| j == i))
+            .find_map(|i| {
+                self.inputs[i]
+                    .as_ref()
+                    .map(|s| (i, s.value.dim(), s.given_shape.clone()))
+            })
+            .or_else(|| {
+                batch
+                    .first()
+                    .map(|(i, v)| (*i, v.panel.dim(), v.given_shape.clone()))
+            });
+        if let Some((ref_index, ref_dim, ref_given)) = reference {
+            for (i, v) in &batch {
+                if v.panel.dim() != ref_dim {
+                    return Err(Error::Shape {
+                        input: self.spec.inputs[*i].to_string(),
+                        expected: format!(
+                            "{} (the shape of input `{}`; all inputs of {} share one shape)",
+                            shape_str(&ref_given),
+                            self.spec.inputs[ref_index],
+                            self.spec.name
+                        ),
+                        actual: shape_str(&v.given_shape),
+                    });
+                }
+            }
+        }
+        let next = self.revision + 1;
+        let mut changed = false;
+        for (i, v) in batch {
+            let same = self.inputs[i]
+                .as_ref()
+                .is_some_and(|old| bitwise_eq(&old.value, &v.panel));
+            if same {
+                continue;
+            }
+            changed = true;
+            self.inputs[i] = Some(InputSlot {
+                value: Arc::new(v.panel),
+                given_shape: v.given_shape,
+                changed_at: next,
+            });
+        }
+        if changed {
+            self.revision = next;
+        }
+        Ok(())
+    }
+
+    /// Brings `targets` (node indices) up to date and returns their values.
+    ///
+    /// Only stale ancestors of the targets are visited; of those, only nodes with a
+    /// changed dependency run their kernel. Independent nodes run in parallel.
+    pub fn compute(&mut self, targets: &[usize]) -> Result<Vec<Arc<Panel>>> {
+        let stale = self.stale_ancestors(targets)?;
+        if stale.iter().any(|&s| s) {
+            self.run(&stale)?;
+        }
+        Ok(targets
+            .iter()
+            .map(|&t| {
+                self.nodes[t]
+                    .as_ref()
+                    .expect("computed above")
+                    .value
+                    .clone()
+            })
+            .collect())
+    }
+
+    /// Marks the nodes that `targets` need and that are not verified at this revision,
+    /// checking on the way that every input they read has been given.
+    fn stale_ancestors(&self, targets: &[usize]) -> Result<Vec<bool>> {
+        let n_in = self.inputs.len();
+        let mut stale = vec![false; self.nodes.len()];
+        let mut seen = vec![false; self.nodes.len()];
+        let mut stack: Vec<usize> = targets.to_vec();
+        while let Some(i) = stack.pop() {
+            if std::mem::replace(&mut seen[i], true) {
+                continue;
+            }
+            if self.nodes[i]
+                .as_ref()
+                .is_some_and(|c| c.verified_at == self.revision)
+            {
+                continue;
+            }
+            stale[i] = true;
+            for &d in self.spec.nodes[i].deps {
+                if d >= n_in {
+                    stack.push(d - n_in);
+                } else if self.inputs[d].is_none() {
+                    return Err(Error::MissingInput {
+                        dag: self.spec.name.to_string(),
+                        node: self.spec.nodes[i].name.to_string(),
+                        input: self.spec.inputs[d].to_string(),
+                    });
+                }
+            }
+        }
+        Ok(stale)
+    }
+
+    fn run(&mut self, stale: &[bool]) -> Result<()> {
+        let n_in = self.inputs.len();
+        let pending: Vec<AtomicUsize> = self
+            .spec
+            .nodes
+            .iter()
+            .map(|node| {
+                let n = node
+                    .deps
+                    .iter()
+                    .filter(|&&d| d >= n_in && stale[d - n_in])
+                    .count();
+                AtomicUsize::new(n)
+            })
+            .collect();
+        let run = Run {
+            engine: self,
+            stale,
+            pending,
+            outcomes: (0..stale.len()).map(|_| OnceLock::new()).collect(),
+            failure: Mutex::new(None),
+        };
+        rayon::scope(|s| {
+            for i in 0..stale.len() {
+                if stale[i] && run.pending[i].load(Ordering::Relaxed) == 0 {
+                    let run = &run;
+                    s.spawn(move |s| run.node(s, i));
+                }
+            }
+        });
+        let Run {
+            outcomes, failure, ..
+        } = run;
+        let revision = self.revision;
+        for (i, outcome) in outcomes.into_iter().enumerate() {
+            let Some(o) = outcome.into_inner() else {
+                continue;
+            };
+            if let Some(seconds) = o.seconds {
+                let st = &mut self.stats[i];
+                st.computes += 1;
+                st.seconds += seconds;
+                st.cutoffs += u64::from(o.cutoff);
+            }
+            self.nodes[i] = Some(Cached {
+                value: o.value,
+                changed_at: o.changed_at,
+                verified_at: revision,
+            });
+        }
+        match failure.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            Some(err) => Err(err),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The shared state of one scheduling run.
+struct Run<'a> {
+    engine: &'a Engine,
+    stale: &'a [bool],
+    /// Stale dependencies not yet finished, per node.
+    pending: Vec<AtomicUsize>,
+    outcomes: Vec<OnceLock<Outcome>>,
+    failure: Mutex<Option<Error>>,
+}
+
+impl<'a> Run<'a> {
+    /// Value and `changed_at` of a slot as seen by this run.
+    fn slot(&self, slot: usize) -> (&Arc<Panel>, u64) {
+        let e = self.engine;
+        let n_in = e.inputs.len();
+        if slot < n_in {
+            let s = e.inputs[slot]
+                .as_ref()
+                .expect("inputs checked before the run");
+            return (&s.value, s.changed_at);
+        }
+        let j = slot - n_in;
+        if self.stale[j] {
+            let o = self.outcomes[j]
+                .get()
+                .expect("dependency finished before dependent");
+            (&o.value, o.changed_at)
+        } else {
+            let c = e.nodes[j].as_ref().expect("fresh nodes are cached");
+            (&c.value, c.changed_at)
+        }
+    }
+
+    fn node<'s>(&'s self, scope: &rayon::Scope<'s>, i: usize) {
+        let e = self.engine;
+        let spec = &e.spec.nodes[i];
+        let cached = e.nodes[i].as_ref();
+        let deps: Vec<(&Arc<Panel>, u64)> = spec.deps.iter().map(|&d| self.slot(d)).collect();
+        let must_run = cached.is_none_or(|c| deps.iter().any(|&(_, at)| at > c.verified_at));
+        let outcome = if must_run {
+            let args: Vec<&Panel> = deps.iter().map(|(v, _)| v.as_ref()).collect();
+            let start = Instant::now();
+            let result = catch_unwind(AssertUnwindSafe(|| (spec.kernel)(&args)));
+            let seconds = start.elapsed().as_secs_f64();
+            let new = match result {
+                Ok(v) => v,
+                Err(panic) => {
+                    let message = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "the kernel panicked".to_string());
+                    let mut failure = self.failure.lock().unwrap_or_else(|e| e.into_inner());
+                    failure.get_or_insert(Error::Compute {
+                        node: spec.name.to_string(),
+                        message,
+                    });
+                    return; // dependents never become ready
+                }
+            };
+            match cached {
+                Some(c) if bitwise_eq(&c.value, &new) => Outcome {
+                    value: c.value.clone(),
+                    changed_at: c.changed_at,
+                    seconds: Some(seconds),
+                    cutoff: true,
+                },
+                _ => Outcome {
+                    value: Arc::new(new),
+                    changed_at: e.revision,
+                    seconds: Some(seconds),
+                    cutoff: false,
+                },
+            }
+        } else {
+            let c = cached.expect("must_run when nothing is cached");
+            Outcome {
+                value: c.value.clone(),
+                changed_at: c.changed_at,
+                seconds: None,
+                cutoff: false,
+            }
+        };
+        if self.outcomes[i].set(outcome).is_err() {
+            unreachable!("each stale node runs once");
+        }
+        for &j in &e.dependents[i] {
+            if self.stale[j] && self.pending[j].fetch_sub(1, Ordering::AcqRel) == 1 {
+                scope.spawn(move |s| self.node(s, j));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::map;
+    use ndarray::Array2;
+
+    fn add1(a: &[&Panel]) -> Panel {
+        map([a[0]], |[x]| x + 1.0)
+    }
+    fn sum2(a: &[&Panel]) -> Panel {
+        map([a[0], a[1]], |[x, y]| x + y)
+    }
+    fn sign0(a: &[&Panel]) -> Panel {
+        map([a[0]], |[x]| if x > 0.0 { 1.0 } else { 0.0 })
+    }
+    fn boom(_: &[&Panel]) -> Panel {
+        panic!("kernel exploded")
+    }
+
+    // The seed's example: A -> B -> C -> F and D -> E -> F; inputs a and d.
+    // Slots: inputs a=0, d=1; nodes A=2, B=3, C=4, D=5, E=6, F=7.
+    static SEED: GraphSpec = GraphSpec {
+        name: "Seed",
+        inputs: &["a", "d"],
+        nodes: &[
+            NodeSpec {
+                name: "A",
+                doc: "",
+                deps: &[0],
+                kernel: add1,
+            },
+            NodeSpec {
+                name: "B",
+                doc: "",
+                deps: &[2],
+                kernel: add1,
+            },
+            NodeSpec {
+                name: "C",
+                doc: "",
+                deps: &[3],
+                kernel: add1,
+            },
+            NodeSpec {
+                name: "D",
+                doc: "",
+                deps: &[1],
+                kernel: sign0,
+            },
+            NodeSpec {
+                name: "E",
+                doc: "",
+                deps: &[5],
+                kernel: add1,
+            },
+            NodeSpec {
+                name: "F",
+                doc: "",
+                deps: &[4, 6],
+                kernel: sum2,
+            },
+            NodeSpec {
+                name: "G",
+                doc: "",
+                deps: &[0],
+                kernel: boom,
+            },
+        ],
+        levels: &[&[0, 3, 6], &[1, 4], &[2], &[5]],
+    };
+
+    fn input(v: f64) -> InputValue {
+        InputValue {
+            panel: Array2::from_elem((3, 2), v),
+            given_shape: vec![3, 2],
+        }
+    }
+
+    fn computes(e: &Engine) -> Vec<u64> {
+        e.stats().iter().map(|s| s.computes).collect()
+    }
+
+    #[test]
+    fn lazy_incremental_and_early_cutoff() {
+        let mut e = Engine::new(&SEED);
+        e.set_inputs(vec![(0, input(1.0)), (1, input(5.0))])
+            .unwrap();
+        // Lazy: B needs only A and B.
+        e.compute(&[1]).unwrap();
+        assert_eq!(computes(&e), [1, 1, 0, 0, 0, 0, 0]);
+        let f = e.compute(&[5]).unwrap();
+        assert_eq!(f[0][[0, 0]], 4.0 + 2.0);
+        assert_eq!(computes(&e), [1, 1, 1, 1, 1, 1, 0]);
+        // Changing d recomputes D, E, F only.
+        e.set_inputs(vec![(1, input(-5.0))]).unwrap();
+        e.compute(&[5]).unwrap();
+        assert_eq!(computes(&e), [1, 1, 1, 2, 2, 2, 0]);
+        // D's value is unchanged for another negative d: E and F are cut off.
+        e.set_inputs(vec![(1, input(-7.0))]).unwrap();
+        e.compute(&[5]).unwrap();
+        assert_eq!(computes(&e), [1, 1, 1, 3, 2, 2, 0]);
+        assert_eq!(e.stats()[3].cutoffs, 1);
+        // Setting an input to its current value changes nothing.
+        e.set_inputs(vec![(0, input(1.0))]).unwrap();
+        e.compute(&[5]).unwrap();
+        assert_eq!(computes(&e), [1, 1, 1, 3, 2, 2, 0]);
+    }
+
+    #[test]
+    fn missing_inputs_and_bad_shapes_are_errors_that_change_nothing() {
+        let mut e = Engine::new(&SEED);
+        e.set_inputs(vec![(0, input(1.0))]).unwrap();
+        let err = e.compute(&[5]).unwrap_err();
+        assert!(matches!(err, Error::MissingInput { ref input, .. } if input == "d"));
+        assert_eq!(computes(&e), [0; 7]);
+        let bad = InputValue {
+            panel: Array2::zeros((4, 2)),
+            given_shape: vec![4, 2],
+        };
+        let err = e.set_inputs(vec![(1, bad)]).unwrap_err();
+        assert!(err.to_string().contains("(4, 2)"), "{err}");
+        assert!(e.compute(&[5]).is_err());
+    }
+
+    #[test]
+    fn a_panicking_kernel_is_an_error_and_the_engine_goes_on() {
+        let mut e = Engine::new(&SEED);
+        e.set_inputs(vec![(0, input(1.0)), (1, input(1.0))])
+            .unwrap();
+        let err = e.compute(&[6, 5]).unwrap_err();
+        assert!(
+            matches!(err, Error::Compute { ref node, ref message } if node == "G" && message == "kernel exploded")
+        );
+        assert!(e.compute(&[5]).is_ok());
+    }
+}

@@ -1,0 +1,26 @@
+//! `sray-runtime`: the thick core under every crate that `sray-gen` generates.
+//!
+//! A generated crate is mostly wiring: a static [`engine::GraphSpec`] describing the DAG,
+//! one kernel function per node (built from [`kernels`] and [`scalar`]), and thin PyO3 /
+//! Lambda layers. Everything that is the same for every DAG lives here:
+//!
+//! - [`engine`]: lazy, parallel (rayon, in-degree scheduled), incremental evaluation with
+//!   early cutoff and per-node statistics;
+//! - [`kernels`]: array kernels (elementwise maps split across threads);
+//! - [`scalar`]: the scalar meaning of each elementwise op of shared/OPS.md;
+//! - [`error`]: the one error enum of the runtime;
+//! - `python` (feature `python`): numpy conversion and exception mapping for PyO3 modules.
+
+pub mod engine;
+pub mod error;
+pub mod kernels;
+pub mod scalar;
+
+#[cfg(feature = "python")]
+pub mod python;
+
+pub use engine::{Engine, GraphSpec, NodeSpec, NodeStats};
+pub use error::{Error, Result};
+
+/// Every node value: a float64 panel of shape (T, N), rows are time, columns are assets.
+pub type Panel = ndarray::Array2<f64>;

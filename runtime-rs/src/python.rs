@@ -1,0 +1,164 @@
+//! The PyO3 layer shared by every generated extension module: it only converts arguments
+//! (numpy arrays in, numpy arrays and dicts out), releases the GIL around the engine, and
+//! maps each [`Error`] variant to one exception class of `serverless_ray.errors`.
+
+use crate::engine::{Engine, InputValue};
+use crate::error::{shape_str, Error};
+use crate::Panel;
+use ndarray::{Axis, Ix2};
+use numpy::{PyArrayDyn, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods, ToPyArray};
+use pyo3::exceptions::{PyLookupError, PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyType};
+use std::sync::Arc;
+
+pub use numpy;
+pub use pyo3;
+
+/// The Python exception class for an error: `serverless_ray.errors.<name>`, or the
+/// builtin base class if `serverless_ray` cannot be imported.
+pub fn to_pyerr(py: Python<'_>, err: Error) -> PyErr {
+    let (class, fallback): (&str, fn(String) -> PyErr) = match &err {
+        Error::UnknownNode { .. } | Error::UnknownInput { .. } => {
+            ("UnknownNameError", PyLookupError::new_err)
+        }
+        Error::MissingInput { .. } => ("MissingInputError", PyLookupError::new_err),
+        Error::Shape { .. } => ("ShapeError", PyValueError::new_err),
+        Error::DType { .. } => ("DTypeError", PyTypeError::new_err),
+        Error::Compute { .. } => ("ComputeError", PyRuntimeError::new_err),
+    };
+    let message = err.to_string();
+    let class = py
+        .import("serverless_ray.errors")
+        .and_then(|m| m.getattr(class))
+        .and_then(|c| c.cast_into::<PyType>().map_err(PyErr::from));
+    match class {
+        Ok(class) => PyErr::from_type(class, message),
+        Err(_) => fallback(message),
+    }
+}
+
+/// Converts one keyword argument into an engine input: a 1-D (T) or 2-D (T, N) float64
+/// numpy array, copied once (keeping C or Fortran order) so the engine owns a snapshot.
+fn extract_input(name: &str, obj: &Bound<'_, PyAny>) -> Result<InputValue, Error> {
+    let Ok(array) = obj.cast::<PyArrayDyn<f64>>() else {
+        let actual = match obj.cast::<PyUntypedArray>() {
+            Ok(a) => format!("an array of dtype {}", a.dtype()),
+            Err(_) => format!(
+                "a {}",
+                obj.get_type()
+                    .name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_else(|_| "?".into())
+            ),
+        };
+        return Err(Error::DType {
+            input: name.to_string(),
+            actual,
+        });
+    };
+    let shape_error = |actual: &[usize]| Error::Shape {
+        input: name.to_string(),
+        expected: "a 1-D (T,) or 2-D (T, N) array".to_string(),
+        actual: shape_str(actual),
+    };
+    let readonly = array.try_readonly().map_err(|e| Error::DType {
+        input: name.to_string(),
+        actual: format!("an array that cannot be read ({e})"),
+    })?;
+    let view = readonly.as_array();
+    let given_shape = view.shape().to_vec();
+    let panel: Panel = match view.ndim() {
+        1 => view
+            .insert_axis(Axis(1))
+            .into_dimensionality::<Ix2>()
+            .map_err(|_| shape_error(&given_shape))?
+            .to_owned(),
+        2 => view
+            .into_dimensionality::<Ix2>()
+            .map_err(|_| shape_error(&given_shape))?
+            .to_owned(),
+        _ => return Err(shape_error(&given_shape)),
+    };
+    Ok(InputValue { panel, given_shape })
+}
+
+/// Sets the inputs given as keyword arguments, all or none.
+pub fn set_inputs(
+    py: Python<'_>,
+    engine: &mut Engine,
+    inputs: Option<&Bound<'_, PyDict>>,
+) -> PyResult<()> {
+    let Some(inputs) = inputs else { return Ok(()) };
+    let spec = engine.spec();
+    let mut batch = Vec::with_capacity(inputs.len());
+    for (key, value) in inputs.iter() {
+        let name: String = key.extract()?;
+        let index = spec.input_index(&name).map_err(|e| to_pyerr(py, e))?;
+        batch.push((
+            index,
+            extract_input(&name, &value).map_err(|e| to_pyerr(py, e))?,
+        ));
+    }
+    py.detach(|| engine.set_inputs(batch))
+        .map_err(|e| to_pyerr(py, e))
+}
+
+fn to_numpy(py: Python<'_>, value: &Arc<Panel>, output_shape: &[usize]) -> Py<PyAny> {
+    if output_shape.len() == 1 {
+        value
+            .index_axis(Axis(1), 0)
+            .to_pyarray(py)
+            .into_any()
+            .unbind()
+    } else {
+        value.to_pyarray(py).into_any().unbind()
+    }
+}
+
+/// Computes nodes (by index) with the GIL released and returns them as numpy arrays.
+pub fn compute(py: Python<'_>, engine: &mut Engine, nodes: &[usize]) -> PyResult<Vec<Py<PyAny>>> {
+    let values = py
+        .detach(|| engine.compute(nodes))
+        .map_err(|e| to_pyerr(py, e))?;
+    let shape = engine.output_shape().unwrap_or_default();
+    Ok(values.iter().map(|v| to_numpy(py, v, &shape)).collect())
+}
+
+/// `compute(["f1", "f3"])`: a dict name -> array, every name checked before any work.
+pub fn compute_named<'py>(
+    py: Python<'py>,
+    engine: &mut Engine,
+    names: Vec<String>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let spec = engine.spec();
+    let indices = names
+        .iter()
+        .map(|n| spec.node_index(n))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| to_pyerr(py, e))?;
+    let values = compute(py, engine, &indices)?;
+    let out = PyDict::new(py);
+    for (name, value) in names.iter().zip(values) {
+        out.set_item(name, value)?;
+    }
+    Ok(out)
+}
+
+/// `stats()`: {node: {"computes": n, "cutoffs": n, "seconds": s}}.
+pub fn stats<'py>(py: Python<'py>, engine: &Engine) -> PyResult<Bound<'py, PyDict>> {
+    let out = PyDict::new(py);
+    for (node, st) in engine.spec().nodes.iter().zip(engine.stats()) {
+        let d = PyDict::new(py);
+        d.set_item("computes", st.computes)?;
+        d.set_item("cutoffs", st.cutoffs)?;
+        d.set_item("seconds", st.seconds)?;
+        out.set_item(node.name, d)?;
+    }
+    Ok(out)
+}
+
+/// The error for a name that `cal` does not know.
+pub fn unknown_node(py: Python<'_>, engine: &Engine, name: &str) -> PyErr {
+    to_pyerr(py, engine.spec().unknown_node(name))
+}
