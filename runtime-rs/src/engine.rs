@@ -304,8 +304,8 @@ impl Engine {
             failure: Mutex::new(None),
         };
         rayon::scope(|s| {
-            for i in 0..stale.len() {
-                if stale[i] && run.pending[i].load(Ordering::Relaxed) == 0 {
+            for (i, &is_stale) in stale.iter().enumerate() {
+                if is_stale && run.pending[i].load(Ordering::Relaxed) == 0 {
                     let run = &run;
                     s.spawn(move |s| run.node(s, i));
                 }
