@@ -162,3 +162,25 @@ pub fn stats<'py>(py: Python<'py>, engine: &Engine) -> PyResult<Bound<'py, PyDic
 pub fn unknown_node(py: Python<'_>, engine: &Engine, name: &str) -> PyErr {
     to_pyerr(py, engine.spec().unknown_node(name))
 }
+
+/// One node (by index) as a numpy array.
+pub fn compute_one(py: Python<'_>, engine: &mut Engine, node: usize) -> PyResult<Py<PyAny>> {
+    Ok(compute(py, engine, &[node])?.remove(0))
+}
+
+/// `<Alpha: inputs open, close (set: open); nodes f1, f2, f3>`.
+pub fn repr(engine: &Engine) -> String {
+    let spec = engine.spec();
+    let shape = engine
+        .output_shape()
+        .map(|s| format!(", shape {}", shape_str(&s)))
+        .unwrap_or_default();
+    let nodes: Vec<&str> = spec.nodes.iter().map(|n| n.name).collect();
+    format!(
+        "<{} (compiled): inputs {}{}; nodes {}>",
+        spec.name,
+        spec.inputs.join(", "),
+        shape,
+        nodes.join(", ")
+    )
+}

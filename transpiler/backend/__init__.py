@@ -1,0 +1,1 @@
+"""Backend: IR -> the text of a Rust crate (see rust.py and templates/rust/)."""

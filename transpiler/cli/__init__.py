@@ -1,0 +1,1 @@
+"""`sray-gen`: one module per command, each `run(config) -> exit code`, behind main.py."""

@@ -1,0 +1,79 @@
+"""The `sray-gen` command line: parses flags into a Config and dispatches."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..diagnostics import CompileError
+from ..toolchain.crate import ToolchainError
+from . import build, check, generate
+from .config import make_config
+
+DESCRIPTION = """\
+Compile DAGs of array formulas written in Python into Rust.
+
+A DAG file holds @dag classes (inputs are `name: Input` attributes, nodes are methods)
+or module-level functions whose parameters name their inputs. sray-gen reads the source
+(it never imports it), checks the graph, and generates, builds and installs a Python
+extension module computing the same values in parallel and incrementally.
+
+Defaults can be set in [tool.sray] of pyproject.toml (name, out, dist, target-dir, ...).
+"""
+
+EPILOG = """\
+examples:
+  sray-gen check examples/alpha.py        print the graph, or every problem with its line
+  sray-gen build examples/alpha.py        build and install `alpha_rs`
+  sray-gen generate alpha.py --out crate  only write the Rust crate
+"""
+
+COMMANDS = {"check": check, "generate": generate, "build": build}
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="sray-gen", description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    c = sub.add_parser("check", help="validate a DAG file and print its graph")
+    c.add_argument("file", help="a Python file holding @dag classes or factor functions")
+
+    for name, helptext in (("generate", "write the Rust crate of a DAG file"),
+                           ("build", "generate, compile with maturin and install the module")):
+        g = sub.add_parser(name, help=helptext, description=helptext)
+        g.add_argument("file", help="a Python file holding @dag classes or factor functions")
+        g.add_argument("--name", help="Python module name (default: the file's stem + `_rs`)")
+        g.add_argument("--out", help="directory of the generated crate (default: build/<name>)")
+        if name == "build":
+            g.add_argument("--dist", help="where the wheel is left (default: dist/)")
+            g.add_argument("--target-dir", dest="target_dir",
+                           help="cargo target dir shared by all builds (default: $SRAY_TARGET_DIR or "
+                                "~/.cache/serverless_ray/target)")
+            g.add_argument("--no-install", dest="install", action="store_false", default=None,
+                           help="build the wheel but do not install it")
+            g.add_argument("--debug", dest="release", action="store_false", default=None,
+                           help="unoptimized build (faster to compile, slow to run)")
+            g.add_argument("-v", "--verbose", action="store_true", default=None, help="show all compiler output")
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    config = make_config(args)
+    try:
+        return COMMANDS[args.command].run(config)
+    except CompileError as e:
+        print(e.render(), file=sys.stderr)
+        return 1
+    except ToolchainError as e:
+        print(f"sray-gen: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("sray-gen: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Toolchain: crate files on disk -> rustfmt -> maturin wheel -> installed module."""
