@@ -41,7 +41,8 @@ class IdentAllocator:
     """Assigns each name a distinct Rust identifier, deterministically (first come, first
     served), avoiding `reserved` ones."""
 
-    def __init__(self, reserved=()):
+    def __init__(self, reserved=(), sep: str = "_"):
+        self.sep = sep  # between a colliding identifier and its counter: `x_2`, `Match2`
         self.taken: set[str] = {self._key(r) for r in reserved}
         self.assigned: dict[str, str] = {}
 
@@ -49,14 +50,15 @@ class IdentAllocator:
     def _key(ident: str) -> str:
         return ident.removeprefix("r#")
 
-    def __call__(self, name: str) -> str:
+    def __call__(self, name: str, spelling: str | None = None) -> str:
+        """The identifier of `name`, based on `spelling` (default: the name itself)."""
         if name in self.assigned:
             return self.assigned[name]
-        base = sanitize(name)
+        base = sanitize(spelling if spelling is not None else name)
         ident, k = base, 1
         while self._key(ident) in self.taken:
             k += 1
-            ident = f"{self._key(base)}_{k}"
+            ident = f"{self._key(base)}{self.sep}{k}"
         self.taken.add(self._key(ident))
         self.assigned[name] = ident
         return ident

@@ -16,6 +16,7 @@ import jinja2
 
 from .. import ir
 from ..analyses.graph import levels, topological_order
+from ..optable import OPS
 from ..resources import runtime_dir, templates_dir
 from .expr import rust_expr
 from .names import IdentAllocator, camel, rust_str
@@ -47,6 +48,7 @@ class DagCtx:
     nodes: list[NodeCtx]
     levels: list[list[int]]
     doc: str
+    uses_scalar_ops: bool  # whether kernels call `s::...` (else the import would be unused)
 
 
 def _node_ctx(dag: ir.Dag, node: ir.Node, index: int, slots: dict[str, int], fns, methods, py_methods) -> NodeCtx:
@@ -59,9 +61,9 @@ def _node_ctx(dag: ir.Dag, node: ir.Node, index: int, slots: dict[str, int], fns
     return NodeCtx(
         name=node.name,
         index=index,
-        kernel=fns("node_" + node.name),
+        kernel=fns(node.name, "node_" + node.name),
         method=methods(node.name),
-        py_method=py_methods("py_" + node.name),
+        py_method=py_methods(node.name, "py_" + node.name),
         deps=[slots[r.name] for r in reads],
         params=params,
         lets=lets,
@@ -81,12 +83,18 @@ def dag_context(dag: ir.Dag, module_names: IdentAllocator, type_names: IdentAllo
     index = {n: k for k, n in enumerate(order)}
     return DagCtx(
         name=dag.name,
-        module=module_names(dag.name.lower()),
-        rust_type=type_names(camel(dag.name)),
+        module=module_names(dag.name, "dag_" + dag.name.lower()),
+        rust_type=type_names(dag.name, camel(dag.name)),
         inputs=[i.name for i in dag.inputs],
         nodes=nodes,
         levels=[sorted(index[n] for n in level) for level in levels(dag)],
         doc=dag.doc,
+        uses_scalar_ops=any(
+            isinstance(e, ir.Call) and OPS[e.op].rust.startswith("s::")
+            for n in dag.nodes
+            for tree in ir.node_exprs(n)
+            for e in ir.walk(tree)
+        ),
     )
 
 
@@ -107,7 +115,7 @@ def _environment() -> jinja2.Environment:
 def render_crate(module: ir.Module, crate_name: str) -> dict[str, str]:
     """The crate's files: relative path -> text (before rustfmt)."""
     module_names = IdentAllocator(reserved=("lib", "python", "sray_runtime", "pyo3", "std", "core", "alloc", "crate", "s"))
-    type_names = IdentAllocator()
+    type_names = IdentAllocator(sep="")
     dags = [dag_context(d, module_names, type_names) for d in module.dags]
     env = _environment()
     ctx = {
