@@ -115,7 +115,9 @@ class _ModuleParser:
 
     def error(self, node: cst.CSTNode | Span, message: str, help: str = "", notes=()) -> None:
         span = node if isinstance(node, Span) else self.span(node)
-        self.diagnostics.append(Diagnostic(span, message, help, tuple(notes)))
+        diagnostic = Diagnostic(span, message, help, tuple(notes))
+        if diagnostic not in self.diagnostics:  # a construct visited twice reports once
+            self.diagnostics.append(diagnostic)
 
     # -- module ----------------------------------------------------------------------
 
@@ -180,7 +182,7 @@ class _ModuleParser:
                 continue
             small = stmt.body if isinstance(stmt, (cst.SimpleStatementLine, cst.SimpleStatementSuite)) else None
             if small is None:
-                self.error(self._head(stmt), f"unsupported statement in DAG class `{dag_name}`", _CLASS_BODY_HELP)
+                self.error(stmt, f"unsupported statement in DAG class `{dag_name}`", _CLASS_BODY_HELP)
                 continue
             for s in small:
                 self._class_attribute(s, i, dag_name, inputs)
@@ -308,10 +310,6 @@ class _ModuleParser:
             return None
         return ir.Node(name, tuple(lowerer.lets), result, fn.get_docstring() or "", self.span(fn.name))
 
-    @staticmethod
-    def _head(stmt: cst.CSTNode) -> cst.CSTNode:
-        return stmt
-
 
 _CLASS_BODY_HELP = "a DAG class holds `name: Input` declarations and node methods `def name(self): return ...`"
 
@@ -361,7 +359,7 @@ class _Lowerer:
             elif isinstance(stmt, cst.BaseSmallStatement):
                 small.append(stmt)
             else:
-                self.p.error(self._keyword_span(stmt), self._compound_message(stmt), _STRAIGHT_LINE_HELP)
+                self.p.error(stmt, self._compound_message(stmt), _STRAIGHT_LINE_HELP)
         result: ir.Expr | None = None
         returned = False
         for i, s in enumerate(small):
@@ -404,10 +402,6 @@ class _Lowerer:
         span = self.p.span(target)
         self.lets.append(ir.Let(name, value, span))
         env[target.value] = ir.Local(name, span)
-
-    @staticmethod
-    def _keyword_span(stmt: cst.CSTNode) -> cst.CSTNode:
-        return stmt
 
     @staticmethod
     def _compound_message(stmt: cst.CSTNode) -> str:
@@ -576,6 +570,10 @@ class _Lowerer:
         if func is None:
             self.p.error(e.func, "only named functions can be called in a DAG node")
             return
+        if self.self_name is not None and func.startswith(self.self_name + "."):
+            self.p.error(e.func, f"`{func}()` is not supported in node `{self.node}`: inputs and nodes have no methods",
+                         "apply an op of shared/OPS.md instead, e.g. `abs(x)`")
+            return
         names = [op.name for op in OPS.values() if op.callable]
         numpy_names = [f"np.{n}" for op in OPS.values() for n in op.numpy]
         hint = did_you_mean(func, names + numpy_names)
@@ -613,7 +611,7 @@ class _Lowerer:
             slots[index] = self.expr(arg.value, env)
             ok = ok and slots[index] is not None
         missing = [p for p, g in zip(op.params, given) if not g]
-        if missing:
+        if missing and ok:
             self.p.error(e, f"{signature} is missing argument(s): {', '.join(missing)}")
             return None
         return tuple(slots) if ok else None  # type: ignore[arg-type]

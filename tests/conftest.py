@@ -1,0 +1,67 @@
+"""Shared fixtures: building DAG files into importable modules, once per session.
+
+Every build shares one cargo target directory (SRAY_TARGET_DIR, else the user cache),
+so only the generated crates themselves compile during a test run.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import settings
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+settings.register_profile("ci", derandomize=True, deadline=None, max_examples=60)
+settings.load_profile("ci")
+
+
+def build_module(path: Path, workdir: Path, name: str | None = None):
+    """Generates, builds (release) and imports the module of a DAG file, without
+    installing it: the wheel is unpacked into `workdir` and put on sys.path."""
+    from sray_transpiler.cli.config import Config
+    from sray_transpiler.cli.generate import generate
+    from sray_transpiler.toolchain.build import build_wheel
+
+    config = Config(file=Path(path), name=name, out=workdir / "crate", dist=workdir / "dist", install=False)
+    crate = generate(config, say=lambda *_: None)
+    wheel = build_wheel(crate, config.dist)
+    site = workdir / "site"
+    with zipfile.ZipFile(wheel) as z:
+        z.extractall(site)
+    sys.path.insert(0, str(site))
+    return importlib.import_module(config.module_name)
+
+
+@pytest.fixture(scope="session")
+def compiled(tmp_path_factory):
+    """`compiled(path)` -> the built module of a DAG file (built once per session)."""
+    cache = {}
+
+    def get(path, name=None):
+        key = (str(path), name)
+        if key not in cache:
+            cache[key] = build_module(Path(path), tmp_path_factory.mktemp("build"), name)
+        return cache[key]
+
+    return get
+
+
+def assert_agree(actual: np.ndarray, expected: np.ndarray, rtol=1e-9, atol=1e-12) -> None:
+    """The agreement rule of shared/OPS.md: finite values equal within tolerance; a
+    non-finite value on one side is non-finite on the other."""
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    assert actual.shape == expected.shape, (actual.shape, expected.shape)
+    fa, fe = np.isfinite(actual), np.isfinite(expected)
+    assert np.array_equal(fa, fe), f"finiteness differs at {np.argwhere(fa != fe)[:5].tolist()}"
+    np.testing.assert_allclose(actual[fa], expected[fe], rtol=rtol, atol=atol)
+
+
+def panel(seed: int, shape=(50, 7)) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal(shape)
