@@ -556,6 +556,64 @@ mod tests {
         assert!(e.compute(&[5]).is_err());
     }
 
+    // Two independent nodes that each wait (bounded) for the other to start: they only
+    // both see the other if the scheduler runs them at the same time.
+    static STARTED: AtomicUsize = AtomicUsize::new(0);
+    fn rendezvous(a: &[&Panel]) -> Panel {
+        STARTED.fetch_add(1, Ordering::SeqCst);
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        while STARTED.load(Ordering::SeqCst) < 2 && Instant::now() < deadline {
+            std::thread::yield_now();
+        }
+        let met = if STARTED.load(Ordering::SeqCst) >= 2 {
+            1.0
+        } else {
+            0.0
+        };
+        map([a[0]], |[_]| met)
+    }
+    static PAIR: GraphSpec = GraphSpec {
+        name: "Pair",
+        inputs: &["x"],
+        nodes: &[
+            NodeSpec {
+                name: "left",
+                doc: "",
+                deps: &[0],
+                kernel: rendezvous,
+            },
+            NodeSpec {
+                name: "right",
+                doc: "",
+                deps: &[0],
+                kernel: rendezvous,
+            },
+            NodeSpec {
+                name: "both",
+                doc: "",
+                deps: &[1, 2],
+                kernel: sum2,
+            },
+        ],
+        levels: &[&[0, 1], &[2]],
+    };
+
+    #[test]
+    fn independent_nodes_run_concurrently() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let mut e = Engine::new(&PAIR);
+        e.set_inputs(vec![(0, input(1.0))]).unwrap();
+        let both = pool.install(|| e.compute(&[2])).unwrap();
+        assert_eq!(
+            both[0][[0, 0]],
+            2.0,
+            "left and right did not run at the same time"
+        );
+    }
+
     #[test]
     fn a_panicking_kernel_is_an_error_and_the_engine_goes_on() {
         let mut e = Engine::new(&SEED);

@@ -126,6 +126,45 @@ mod tests {
     }
 
     #[test]
+    fn large_maps_are_split_across_threads() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Mutex;
+        use std::thread::ThreadId;
+        use std::time::{Duration, Instant};
+        static SEEN: Mutex<Vec<ThreadId>> = Mutex::new(Vec::new());
+        static WAITED: AtomicBool = AtomicBool::new(false);
+        let seen = || SEEN.lock().unwrap().len();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let a = Array2::<f64>::zeros((4, CHUNK));
+        pool.install(|| {
+            map([&a], |[x]| {
+                let id = std::thread::current().id();
+                let mut s = SEEN.lock().unwrap();
+                if !s.contains(&id) {
+                    s.push(id);
+                }
+                drop(s);
+                // The first element waits (bounded) for a second thread to join in.
+                if !WAITED.swap(true, Ordering::SeqCst) {
+                    let deadline = Instant::now() + Duration::from_secs(10);
+                    while seen() < 2 && Instant::now() < deadline {
+                        std::thread::yield_now();
+                    }
+                }
+                x
+            })
+        });
+        assert!(
+            seen() >= 2,
+            "a map over {} elements ran on one thread",
+            4 * CHUNK
+        );
+    }
+
+    #[test]
     fn bitwise_eq_sees_nan_and_signed_zero() {
         let a = array![[f64::NAN, 0.0]];
         assert!(bitwise_eq(&a, &a.clone()));
