@@ -114,3 +114,12 @@ def test_check_command_prints_the_graph_of_a_clean_file():
 def test_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(CompileError, match="cannot read the file"):
         parse_checked(tmp_path / "nope.py")
+
+
+def test_ops_command_lists_every_op_of_the_table():
+    from sray_transpiler.optable import OPS
+
+    proc = subprocess.run([sys.executable, "-m", "sray_transpiler.cli.main", "ops"], capture_output=True, text=True)
+    assert proc.returncode == 0
+    names = {line.split()[0] for line in proc.stdout.splitlines()[1:]}
+    assert names == set(OPS)

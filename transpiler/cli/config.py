@@ -13,7 +13,7 @@ from ..backend.names import RUST_KEYWORDS
 
 @dataclass
 class Config:
-    file: Path
+    file: Path | None = None
     name: str | None = None  # module name; default <file stem>_rs
     out: Path | None = None  # crate directory; default build/<name>
     dist: Path = Path("dist")

@@ -7,7 +7,7 @@ import sys
 
 from ..diagnostics import CompileError
 from ..toolchain.crate import ToolchainError
-from . import build, check, generate
+from . import build, check, generate, ops
 from .config import make_config
 
 DESCRIPTION = """\
@@ -26,9 +26,10 @@ examples:
   sray-gen check examples/alpha.py        print the graph, or every problem with its line
   sray-gen build examples/alpha.py        build and install `alpha_rs`
   sray-gen generate alpha.py --out crate  only write the Rust crate
+  sray-gen ops                            list the ops and how to spell them
 """
 
-COMMANDS = {"check": check, "generate": generate, "build": build}
+COMMANDS = {"check": check, "generate": generate, "build": build, "ops": ops}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -36,6 +37,7 @@ def parser() -> argparse.ArgumentParser:
         prog="sray-gen", description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("ops", help="list the ops a DAG node may use")
 
     c = sub.add_parser("check", help="validate a DAG file and print its graph")
     c.add_argument("file", help="a Python file holding @dag classes or factor functions")
