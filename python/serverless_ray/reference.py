@@ -129,8 +129,11 @@ class ReferenceDag:
         return {"value": np.array(panel, dtype=np.float64, copy=True), "given": value.shape}
 
     def _output(self, panel: np.ndarray) -> np.ndarray:
+        """A read-only view of a cached value, as compiled modules return."""
         one_d = all(len(s["given"]) == 1 for s in self._inputs.values())
-        return panel[:, 0].copy() if one_d else panel.copy()
+        view = panel[:, 0] if one_d else panel.view()
+        view.flags.writeable = False
+        return view
 
     def _stale_ancestors(self, names) -> set[str]:
         stale, seen, stack = set(), set(), list(names)

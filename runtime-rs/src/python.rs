@@ -6,7 +6,9 @@ use crate::engine::{Engine, InputValue};
 use crate::error::{shape_str, Error};
 use crate::Panel;
 use ndarray::{Axis, Ix2};
-use numpy::{PyArrayDyn, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods, ToPyArray};
+use numpy::{
+    PyArray1, PyArray2, PyArrayDyn, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods,
+};
 use pyo3::exceptions::{PyLookupError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyType};
@@ -104,16 +106,31 @@ pub fn set_inputs(
         .map_err(|e| to_pyerr(py, e))
 }
 
-fn to_numpy(py: Python<'_>, value: &Arc<Panel>, output_shape: &[usize]) -> Py<PyAny> {
-    if output_shape.len() == 1 {
-        value
-            .index_axis(Axis(1), 0)
-            .to_pyarray(py)
-            .into_any()
-            .unbind()
+/// Keeps a cached node value alive while numpy arrays view it.
+#[pyclass(frozen, module = "serverless_ray", name = "CachedValue")]
+struct CachedValue {
+    _value: Arc<Panel>,
+}
+
+/// A read-only numpy view of a cached value: no copy, and the cache cannot be corrupted
+/// by writing to a result (`.copy()` it to modify).
+fn to_numpy(py: Python<'_>, value: &Arc<Panel>, output_shape: &[usize]) -> PyResult<Py<PyAny>> {
+    let owner = Bound::new(
+        py,
+        CachedValue {
+            _value: value.clone(),
+        },
+    )?
+    .into_any();
+    // SAFETY: `owner` holds an `Arc` of the panel, so the memory viewed outlives the array.
+    let array = if output_shape.len() == 1 {
+        let column = value.index_axis(Axis(1), 0);
+        unsafe { PyArray1::borrow_from_array(&column, owner) }.into_any()
     } else {
-        value.to_pyarray(py).into_any().unbind()
-    }
+        unsafe { PyArray2::borrow_from_array(&**value, owner) }.into_any()
+    };
+    array.getattr("flags")?.setattr("writeable", false)?;
+    Ok(array.unbind())
 }
 
 /// Computes nodes (by index) with the GIL released and returns them as numpy arrays.
@@ -122,7 +139,7 @@ pub fn compute(py: Python<'_>, engine: &mut Engine, nodes: &[usize]) -> PyResult
         .detach(|| engine.compute(nodes))
         .map_err(|e| to_pyerr(py, e))?;
     let shape = engine.output_shape().unwrap_or_default();
-    Ok(values.iter().map(|v| to_numpy(py, v, &shape)).collect())
+    values.iter().map(|v| to_numpy(py, v, &shape)).collect()
 }
 
 /// `compute(["f1", "f3"])`: a dict name -> array, every name checked before any work.
