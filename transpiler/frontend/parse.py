@@ -158,6 +158,20 @@ class _ModuleParser:
                 return True
         return False
 
+    def _register_def(self, fn: cst.FunctionDef, defs: dict, helpers: dict, duplicate_message: str) -> None:
+        """Files a definition as a node, or as a helper when its name starts with `_`."""
+        name = fn.name.value
+        table = helpers if name.startswith("_") else defs
+        if name in table:
+            self.error(
+                fn.name,
+                duplicate_message,
+                "rename or remove one of the definitions",
+                [Note(self.span(table[name].name), "first defined here")],
+            )
+            return
+        table[name] = fn
+
     # -- class form ------------------------------------------------------------------
 
     def _class_dag(self, c: cst.ClassDef) -> ir.Dag:
@@ -168,17 +182,7 @@ class _ModuleParser:
         statements = c.body.body if isinstance(c.body, cst.IndentedBlock) else [c.body]
         for i, stmt in enumerate(statements):
             if isinstance(stmt, cst.FunctionDef):
-                name = stmt.name.value
-                table = helpers if name.startswith("_") else defs
-                if name in table:
-                    self.error(
-                        stmt.name,
-                        f"`{name}` is defined twice in DAG `{dag_name}`",
-                        "rename or remove one of the definitions",
-                        [Note(self.span(table[name].name), "first defined here")],
-                    )
-                    continue
-                table[name] = stmt
+                self._register_def(stmt, defs, helpers, f"`{stmt.name.value}` is defined twice in DAG `{dag_name}`")
                 continue
             small = stmt.body if isinstance(stmt, (cst.SimpleStatementLine, cst.SimpleStatementSuite)) else None
             if small is None:
@@ -239,17 +243,7 @@ class _ModuleParser:
         for stmt in module.body:
             if not isinstance(stmt, cst.FunctionDef) or stmt.decorators:
                 continue  # imports, tasks decorated with @remote, scripts: not nodes
-            name = stmt.name.value
-            table = helpers if name.startswith("_") else defs
-            if name in table:
-                self.error(
-                    stmt.name,
-                    f"function `{name}` is defined twice",
-                    "rename or remove one of the definitions",
-                    [Note(self.span(table[name].name), "first defined here")],
-                )
-                continue
-            table[name] = stmt
+            self._register_def(stmt, defs, helpers, f"function `{stmt.name.value}` is defined twice")
         inputs: dict[str, ir.Input] = {}
         for fn in defs.values():
             for p in self._plain_params(fn, skip_first=False):
