@@ -59,7 +59,7 @@ def test_locals_rebinding_augmented_assignment_and_qualified_ops():
     assert [b.name for b in node.body] == ["y", "y#2", "y#3"]
     assert node.body[1].value == ir.Call("add", (ir.Local("y"), ir.Const(1.0)))
     ops = {e.op for e in ir.walk(node.result) if isinstance(e, ir.Call)}
-    assert ops == {"add", "signedpower", "abs", "pow", "neg"}
+    assert ops == {"add", "signedpower", "abs", "pow"}  # `** -1`: a negative literal
     where = node.body[2].value
     assert where.op == "where" and where.args[2].value != where.args[2].value  # np.nan
 

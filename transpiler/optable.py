@@ -39,6 +39,18 @@ class Op:
     symbol: str | None = None  # Python operator spelling, for messages and explain
     numpy: tuple[str, ...] = ()  # accepted as np.<name> / numpy.<name>
     callable: bool = True  # may be called by name (`where(c, a, b)`), not only via a symbol
+    windows: tuple[str, ...] = ()  # parameters that take an integer literal >= 1
+    literals: tuple[str, ...] = ()  # parameters that take a number literal
+    defaults: tuple[tuple[str, float], ...] = ()  # (parameter, value) for omitted literals
+
+    @property
+    def elementwise(self) -> bool:
+        return self.kind == "elementwise"
+
+    @property
+    def panel_params(self) -> tuple[str, ...]:
+        """The parameters that take arrays (the others take literals)."""
+        return tuple(p for p in self.params if p not in self.windows and p not in self.literals)
 
     @property
     def reference(self) -> Callable:
@@ -79,6 +91,39 @@ _TABLE = [
     _fn("minimum", ("a", "b"), "elementwise minimum (NaN propagates)", ("minimum",)),
     _fn("maximum", ("a", "b"), "elementwise maximum (NaN propagates)", ("maximum",)),
     _fn("signedpower", ("x", "a"), "sign(x) * abs(x) ** a"),
+]
+
+
+def _ts(name, doc, params=("x", "d")):
+    args = ", ".join(f"{{{i}}}" for i in range(len(params)))
+    return Op(name, params, "timeseries", name, f"ts::{name}({args})", doc, windows=("d",))
+
+
+def _cs(name, doc, params=("x",), literals=(), defaults=()):
+    args = ", ".join(f"{{{i}}}" for i in range(len(params)))
+    return Op(name, params, "crosssection", name, f"cs::{name}({args})", doc, literals=literals, defaults=defaults)
+
+
+_TABLE += [
+    _ts("delay", "x.shift(d): the value d steps ago"),
+    _ts("delta", "x - x.shift(d)"),
+    _ts("ts_sum", "x.rolling(d).sum()"),
+    _ts("ts_mean", "x.rolling(d).mean()"),
+    _ts("ts_std", "x.rolling(d).std() (ddof=1; exactly 0 on a flat window)"),
+    _ts("ts_min", "x.rolling(d).min()"),
+    _ts("ts_max", "x.rolling(d).max()"),
+    _ts("ts_argmin", "1-based position of the window's minimum (1 = oldest, first on ties)"),
+    _ts("ts_argmax", "1-based position of the window's maximum (1 = oldest, first on ties)"),
+    _ts("ts_rank", "rank of today's value in its window (average ties) / d"),
+    _ts("ts_product", "product of the window"),
+    _ts("decay_linear", "weighted mean of the window, weights 1..d (newest d)"),
+    _ts("correlation", "x.rolling(d).corr(y) (NaN where either window is flat)", ("x", "y", "d")),
+    _ts("covariance", "x.rolling(d).cov(y) (ddof=1; 0 where either window is flat)", ("x", "y", "d")),
+    _cs("rank", "x.rank(axis=1, pct=True) (average ties; NaN not counted)"),
+    _cs("scale", "x / sum(|x|) * a, per row (NaN skipped)", ("x", "a"), ("a",), (("a", 1.0),)),
+    _cs("demean", "x minus its row mean"),
+    _cs("zscore", "(x - row mean) / row std (ddof=1)"),
+    _cs("indneutralize", "x minus the mean of its group g, per row (g: group labels, shaped like x)", ("x", "g")),
 ]
 
 OPS: dict[str, Op] = {op.name: op for op in _TABLE}

@@ -207,8 +207,9 @@ def evaluate_node(node, values: dict[str, np.ndarray], shape) -> np.ndarray:
                 return values[n]
             case ir.Local(name=n):
                 return env[n]
-            case ir.Call(op=op, args=args):
-                return OPS[op].reference(*(ev(a, env) for a in args))
+            case ir.Call(op=name, args=args):
+                op = OPS[name]
+                return op.reference(*(int(a.value) if p in op.windows else ev(a, env) for p, a in zip(op.params, args)))
         raise TypeError(f"not an IR expression: {e!r}")
 
     env: dict[str, np.ndarray] = {}

@@ -6,15 +6,19 @@
 //!
 //! - [`engine`]: lazy, parallel (rayon, in-degree scheduled), incremental evaluation with
 //!   early cutoff and per-node statistics;
-//! - [`kernels`]: array kernels (elementwise maps split across threads);
+//! - [`kernels`]: elementwise maps, one fused loop split across threads;
+//! - [`ts`], [`cs`]: time-series and cross-sectional kernels, over the drivers of [`layout`];
 //! - [`scalar`]: the scalar meaning of each elementwise op of shared/OPS.md;
 //! - [`error`]: the one error enum of the runtime;
 //! - `python` (feature `python`): numpy conversion and exception mapping for PyO3 modules.
 
+pub mod cs;
 pub mod engine;
 pub mod error;
 pub mod kernels;
+pub mod layout;
 pub mod scalar;
+pub mod ts;
 
 #[cfg(feature = "python")]
 pub mod python;

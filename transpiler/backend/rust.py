@@ -16,9 +16,8 @@ import jinja2
 
 from .. import ir
 from ..analyses.graph import levels, topological_order
-from ..optable import OPS
 from ..resources import runtime_dir, templates_dir
-from .expr import rust_expr
+from .lower import plan_kernel
 from .names import IdentAllocator, camel, rust_str
 
 # Versions of the crates generated code is written against, kept in step with runtime-rs.
@@ -33,9 +32,9 @@ class NodeCtx:
     method: str  # Rust method name on the plain struct
     py_method: str  # Rust method name on the PyO3 class
     deps: list[int]  # slots read, in kernel-argument order
-    params: list[str]  # closure parameters, one per dep
-    lets: list[tuple[str, str]]
-    result: str
+    statements: list[tuple[str, str]]  # `let ident = expression;` before the result
+    result: str  # the kernel's returned Panel
+    uses: set[str]  # runtime items the kernel uses (map, s, ts, cs)
     doc: str
 
 
@@ -48,26 +47,21 @@ class DagCtx:
     nodes: list[NodeCtx]
     levels: list[list[int]]
     doc: str
-    uses_scalar_ops: bool  # whether kernels call `s::...` (else the import would be unused)
+    uses: set[str]  # runtime items any kernel uses, so that no import goes unused
 
 
-def _node_ctx(dag: ir.Dag, node: ir.Node, index: int, slots: dict[str, int], fns, methods, py_methods) -> NodeCtx:
-    names = IdentAllocator()
-    reads = ir.refs(node)
-    params = [names(r.name) for r in reads]
-    local_names = {b.name: names(b.name) for b in node.body}
-    idents = {**{r.name: p for r, p in zip(reads, params)}, **local_names}
-    lets = [(local_names[b.name], rust_expr(b.value, idents)[0]) for b in node.body]
+def _node_ctx(node: ir.Node, index: int, slots: dict[str, int], fns, methods, py_methods) -> NodeCtx:
+    plan = plan_kernel(node)
     return NodeCtx(
         name=node.name,
         index=index,
         kernel=fns(node.name, "node_" + node.name),
         method=methods(node.name),
         py_method=py_methods(node.name, "py_" + node.name),
-        deps=[slots[r.name] for r in reads],
-        params=params,
-        lets=lets,
-        result=rust_expr(node.result, idents)[0],
+        deps=[slots[r.name] for r in ir.refs(node)],
+        statements=plan.statements,
+        result=plan.result,
+        uses=plan.uses,
         doc=node.doc,
     )
 
@@ -79,7 +73,7 @@ def dag_context(dag: ir.Dag, module_names: IdentAllocator, type_names: IdentAllo
     fns = IdentAllocator()
     methods = IdentAllocator(reserved=("new", "cal", "engine", "engine_mut", "default"))
     py_methods = IdentAllocator(reserved=("py_new", "cal", "compute", "update", "stats", "nodes", "inputs", "schedule"))
-    nodes = [_node_ctx(dag, dag.node(n), k, slots, fns, methods, py_methods) for k, n in enumerate(order)]
+    nodes = [_node_ctx(dag.node(n), k, slots, fns, methods, py_methods) for k, n in enumerate(order)]
     index = {n: k for k, n in enumerate(order)}
     return DagCtx(
         name=dag.name,
@@ -89,12 +83,7 @@ def dag_context(dag: ir.Dag, module_names: IdentAllocator, type_names: IdentAllo
         nodes=nodes,
         levels=[sorted(index[n] for n in level) for level in levels(dag)],
         doc=dag.doc,
-        uses_scalar_ops=any(
-            isinstance(e, ir.Call) and OPS[e.op].rust.startswith("s::")
-            for n in dag.nodes
-            for tree in ir.node_exprs(n)
-            for e in ir.walk(tree)
-        ),
+        uses=set().union(*(n.uses for n in nodes)),
     )
 
 

@@ -434,6 +434,8 @@ class _Lowerer:
                     self.p.error(e, "`not` does not work on arrays", "use `~x` for logical not")
                     return None
                 op = UNARY_SYMBOLS["-" if isinstance(e.operator, cst.Minus) else "~"]
+                if isinstance(operand, ir.Const) and op.name == "neg":
+                    return ir.Const(-operand.value, span)  # a negative literal
                 return None if operand is None else ir.Call(op.name, (operand,), span)
             case cst.BinaryOperation():
                 symbol = _BINARY.get(type(e.operator))
@@ -604,11 +606,37 @@ class _Lowerer:
             given[index] = True
             slots[index] = self.expr(arg.value, env)
             ok = ok and slots[index] is not None
+        defaults = dict(op.defaults)
+        for k, param in enumerate(op.params):
+            if not given[k] and param in defaults:
+                slots[k], given[k] = ir.Const(defaults[param], self.p.span(e)), True
         missing = [p for p, g in zip(op.params, given) if not g]
         if missing and ok:
             self.p.error(e, f"{signature} is missing argument(s): {', '.join(missing)}")
             return None
+        if not ok:
+            return None
+        for param, value in zip(op.params, slots):
+            ok = self.check_argument(e, op, signature, param, value) and ok
         return tuple(slots) if ok else None  # type: ignore[arg-type]
+
+    def check_argument(self, call: cst.Call, op: Op, signature: str, param: str, value: ir.Expr) -> bool:
+        """Windows are integer literals >= 1, literals are numbers, arrays read something."""
+        where = value.span or self.p.span(call)
+        if param in op.windows:
+            if not (isinstance(value, ir.Const) and value.value.is_integer() and value.value >= 1):
+                self.p.error(where, f"the window `{param}` of {signature} must be an integer literal >= 1",
+                             f"write a number, e.g. `{op.name}(x, 10)`")
+                return False
+        elif param in op.literals:
+            if not isinstance(value, ir.Const):
+                self.p.error(where, f"`{param}` of {signature} must be a number literal")
+                return False
+        elif not op.elementwise and not any(isinstance(x, (ir.Ref, ir.Local)) for x in ir.walk(value)):
+            self.p.error(where, f"`{param}` of {signature} must be an array, not a constant",
+                         "pass an input, a node, or an expression of them")
+            return False
+        return True
 
     def inline(self, e: cst.Call, helper: cst.FunctionDef, env: dict[str, ir.Expr], skip_self: bool) -> ir.Expr | None:
         """`_spread(a, b)` -> the helper's body with its parameters bound to the arguments."""

@@ -1,0 +1,122 @@
+//! Drivers that walk a panel's columns (time series) or rows (cross sections) in the
+//! order its memory is laid out, in parallel, so kernels only describe one column's or
+//! one row's computation.
+//!
+//! A time-series kernel is a per-column state machine ([`Rolling`]): it is fed the
+//! column's values oldest first and answers one output per value. On a C-order panel a
+//! task takes a block of adjacent columns and advances all their states row by row, so
+//! memory is read contiguously; on a Fortran-order panel each column is contiguous.
+
+use crate::Panel;
+use ndarray::{Array2, ArrayView2, Axis, ShapeBuilder};
+use rayon::prelude::*;
+
+/// One column's state of a one-input time-series kernel.
+pub trait Rolling: Send {
+    /// Feeds the next value (oldest first); returns the output at that time step.
+    fn push(&mut self, x: f64) -> f64;
+}
+
+/// One column's state of a two-input time-series kernel (correlation, covariance).
+pub trait Rolling2: Send {
+    fn push(&mut self, x: f64, y: f64) -> f64;
+}
+
+/// Columns per task on C-order panels: enough for contiguous reads, few enough to split.
+const BLOCK: usize = 64;
+
+fn alloc_like(x: &Panel) -> Panel {
+    let (t, n) = x.dim();
+    if x.is_standard_layout() || x.ncols() <= 1 {
+        Array2::zeros((t, n))
+    } else {
+        Array2::zeros((t, n).f())
+    }
+}
+
+/// Runs one `Rolling` state per column over `x`.
+pub fn rolling<R: Rolling>(x: &Panel, make: impl Fn() -> R + Sync) -> Panel {
+    rolling_n([x], make, |state: &mut R, [v]| state.push(v))
+}
+
+/// Runs one `Rolling2` state per column over the pairs of columns of `x` and `y`.
+pub fn rolling2<R: Rolling2>(x: &Panel, y: &Panel, make: impl Fn() -> R + Sync) -> Panel {
+    rolling_n([x, y], make, |state: &mut R, [a, b]| state.push(a, b))
+}
+
+fn rolling_n<const K: usize, R: Send>(
+    args: [&Panel; K],
+    make: impl Fn() -> R + Sync,
+    step: impl Fn(&mut R, [f64; K]) -> f64 + Sync,
+) -> Panel {
+    assert!(
+        args.iter().all(|a| a.dim() == args[0].dim()),
+        "panels of different shapes"
+    );
+    let mut out = alloc_like(args[0]);
+    let (t, n) = out.dim();
+    if t == 0 || n == 0 {
+        return out;
+    }
+    if out.is_standard_layout() && n > 1 {
+        // C order: a task per block of columns, advancing row by row.
+        let blocks: Vec<usize> = (0..n).step_by(BLOCK).collect();
+        let results: Vec<(usize, Array2<f64>)> = blocks
+            .into_par_iter()
+            .map(|start| {
+                let end = (start + BLOCK).min(n);
+                let views: [ArrayView2<f64>; K] =
+                    std::array::from_fn(|k| args[k].slice(ndarray::s![.., start..end]));
+                let mut states: Vec<R> = (start..end).map(|_| make()).collect();
+                let mut block = Array2::zeros((t, end - start));
+                for row in 0..t {
+                    for (j, state) in states.iter_mut().enumerate() {
+                        block[[row, j]] = step(state, std::array::from_fn(|k| views[k][[row, j]]));
+                    }
+                }
+                (start, block)
+            })
+            .collect();
+        for (start, block) in results {
+            out.slice_mut(ndarray::s![.., start..start + block.ncols()])
+                .assign(&block);
+        }
+    } else {
+        out.axis_iter_mut(Axis(1))
+            .into_par_iter()
+            .enumerate()
+            .for_each(|(j, mut column)| {
+                let mut state = make();
+                for row in 0..t {
+                    column[row] = step(&mut state, std::array::from_fn(|k| args[k][[row, j]]));
+                }
+            });
+    }
+    out
+}
+
+/// Applies `f(row, out_row)` to every row of `x` (and of `g`, when given), in parallel.
+/// Rows are gathered into contiguous buffers when the panel is not C-order.
+pub fn by_row(
+    x: &Panel,
+    g: Option<&Panel>,
+    f: impl Fn(&[f64], Option<&[f64]>, &mut [f64]) + Sync,
+) -> Panel {
+    let x = x.as_standard_layout();
+    let g = g.map(|g| g.as_standard_layout());
+    let mut out = Array2::zeros(x.raw_dim());
+    out.axis_iter_mut(Axis(0))
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(t, mut row)| {
+            let xs = x.row(t);
+            let gs = g.as_ref().map(|g| g.row(t));
+            f(
+                xs.as_slice().expect("standard layout rows are contiguous"),
+                gs.as_ref().map(|r| r.as_slice().expect("contiguous")),
+                row.as_slice_mut()
+                    .expect("fresh C-order rows are contiguous"),
+            )
+        });
+    out
+}
