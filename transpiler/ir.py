@@ -10,7 +10,7 @@ Spans never take part in equality, so structurally equal expressions compare equ
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, Union
 
 from .diagnostics import Span
@@ -68,6 +68,9 @@ class Node:
     result: Expr
     doc: str = ""
     span: Span | None = field(default=None, compare=False)
+    # A private node (a `_name` of the source, or one made by a pass) cannot be asked
+    # for; passes may inline it into its readers (fusion) or share it (CSE).
+    private: bool = False
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,10 @@ class Dag:
 
     def node(self, name: str) -> Node:
         return next(n for n in self.nodes if n.name == name)
+
+    @property
+    def public_nodes(self) -> tuple[Node, ...]:
+        return tuple(n for n in self.nodes if not n.private)
 
 
 @dataclass(frozen=True)
@@ -116,6 +123,16 @@ def walk(e: Expr):
     yield e
     for c in children(e):
         yield from walk(c)
+
+
+def map_bottom_up(e: Expr, fn) -> Expr:
+    """`fn` applied to every subexpression, children first. Returns `e` itself when `fn`
+    returned every subexpression unchanged, so passes can tell "no change" cheaply."""
+    if isinstance(e, Call):
+        args = tuple(map_bottom_up(a, fn) for a in e.args)
+        if any(a is not b for a, b in zip(args, e.args)):
+            e = replace(e, args=args)
+    return fn(e)
 
 
 def node_exprs(node: Node):

@@ -39,6 +39,7 @@ class ReferenceDag:
     def __init__(self, **inputs):
         d = self._dag
         self._order = [n.name for n in d.nodes]  # topological: see `load`
+        self._public = [n.name for n in d.nodes if not n.private]
         self._nodes = {n.name: n for n in d.nodes}
         self._input_names = [i.name for i in d.inputs]
         self._inputs: dict[str, dict] = {}
@@ -50,7 +51,7 @@ class ReferenceDag:
     # -- the API of a compiled DAG class -----------------------------------------------
 
     def nodes(self) -> list[str]:
-        return list(self._order)
+        return list(self._public)
 
     def inputs(self) -> list[str]:
         return list(self._input_names)
@@ -70,8 +71,8 @@ class ReferenceDag:
         if isinstance(names, str):
             raise TypeError("compute() takes a list of node names")
         for n in names:
-            if n not in self._nodes:
-                known = ", ".join(f"`{k}`" for k in self._order)
+            if n not in self._public:
+                known = ", ".join(f"`{k}`" for k in self._public)
                 raise errors.UnknownNameError(f"`{n}` is not a node of DAG `{self._dag.name}`; its nodes are: {known}")
         stale = self._stale_ancestors(names)
         for n in self._order:
@@ -234,7 +235,7 @@ def load(path: str | Path, name: str | None = None) -> type[ReferenceDag]:
 
 def _make_class(d) -> type[ReferenceDag]:
     namespace = {"_dag": d, "__doc__": d.doc or f"Reference engine of DAG {d.name}."}
-    for node in d.nodes:
+    for node in d.public_nodes:
         def method(self, _name=node.name):
             return self.cal(_name)
 

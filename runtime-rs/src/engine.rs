@@ -36,6 +36,9 @@ pub struct NodeSpec {
     /// Slots read, in kernel-argument order (inputs first, then nodes; see module docs).
     pub deps: &'static [usize],
     pub kernel: Kernel,
+    /// Whether users may ask for it by name; private nodes (`_name` in the source, or
+    /// shared by the optimizer) are computed only for the nodes that read them.
+    pub public: bool,
 }
 
 /// A whole DAG, as generated: the static schedule.
@@ -56,18 +59,23 @@ impl GraphSpec {
             .join(", ")
     }
 
+    /// The index of a public node.
     pub fn node_index(&self, name: &str) -> Result<usize> {
         self.nodes
             .iter()
-            .position(|n| n.name == name)
+            .position(|n| n.public && n.name == name)
             .ok_or_else(|| self.unknown_node(name))
+    }
+
+    pub fn public_nodes(&self) -> impl Iterator<Item = &'static NodeSpec> {
+        self.nodes.iter().filter(|n| n.public)
     }
 
     pub fn unknown_node(&self, name: &str) -> Error {
         Error::UnknownNode {
             dag: self.name.to_string(),
             name: name.to_string(),
-            known: Self::known(self.nodes.iter().map(|n| n.name)),
+            known: Self::known(self.public_nodes().map(|n| n.name)),
         }
     }
 
@@ -462,42 +470,49 @@ mod tests {
                 doc: "",
                 deps: &[0],
                 kernel: add1,
+                public: true,
             },
             NodeSpec {
                 name: "B",
                 doc: "",
                 deps: &[2],
                 kernel: add1,
+                public: true,
             },
             NodeSpec {
                 name: "C",
                 doc: "",
                 deps: &[3],
                 kernel: add1,
+                public: true,
             },
             NodeSpec {
                 name: "D",
                 doc: "",
                 deps: &[1],
                 kernel: sign0,
+                public: true,
             },
             NodeSpec {
                 name: "E",
                 doc: "",
                 deps: &[5],
                 kernel: add1,
+                public: true,
             },
             NodeSpec {
                 name: "F",
                 doc: "",
                 deps: &[4, 6],
                 kernel: sum2,
+                public: true,
             },
             NodeSpec {
                 name: "G",
                 doc: "",
                 deps: &[0],
                 kernel: boom,
+                public: true,
             },
         ],
         levels: &[&[0, 3, 6], &[1, 4], &[2], &[5]],
@@ -581,18 +596,21 @@ mod tests {
                 doc: "",
                 deps: &[0],
                 kernel: rendezvous,
+                public: true,
             },
             NodeSpec {
                 name: "right",
                 doc: "",
                 deps: &[0],
                 kernel: rendezvous,
+                public: true,
             },
             NodeSpec {
                 name: "both",
                 doc: "",
                 deps: &[1, 2],
                 kernel: sum2,
+                public: true,
             },
         ],
         levels: &[&[0, 1], &[2]],

@@ -192,7 +192,7 @@ pub fn repr(engine: &Engine) -> String {
         .output_shape()
         .map(|s| format!(", shape {}", shape_str(&s)))
         .unwrap_or_default();
-    let nodes: Vec<&str> = spec.nodes.iter().map(|n| n.name).collect();
+    let nodes: Vec<&str> = spec.public_nodes().map(|n| n.name).collect();
     format!(
         "<{} (compiled): inputs {}{}; nodes {}>",
         spec.name,

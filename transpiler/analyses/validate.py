@@ -59,7 +59,7 @@ def check_reserved_names(dag: ir.Dag) -> list[Diagnostic]:
             f"node name `{n.name}` is taken by the generated class's method `{dag.name}.{n.name}()`",
             f"rename the node (reserved: {', '.join(sorted(RESERVED_NAMES))})",
         )
-        for n in dag.nodes
+        for n in dag.public_nodes
         if n.name in RESERVED_NAMES
     ]
 

@@ -16,7 +16,7 @@ that feed it and the final map that reads it:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .. import ir
 from ..optable import OPS
@@ -26,11 +26,22 @@ from .names import IdentAllocator
 _TEMP = "\0t"  # prefix of the IR names of materialized temporaries (never a user name)
 
 
+@dataclass(frozen=True)
+class Step:
+    """One pass over memory, for `sray-gen explain`."""
+
+    writes: str  # the temporary or the node itself
+    kind: str  # "fused map" or the kernel's op name
+    ops: tuple[str, ...]  # ops inside a fused map, in order of appearance
+    reads: tuple[str, ...]  # inputs, nodes and temporaries read
+
+
 @dataclass
 class KernelPlan:
     statements: list[tuple[str, str]] = field(default_factory=list)  # (ident, Rust expression)
     result: str = ""  # the returned Panel
     uses: set[str] = field(default_factory=set)  # runtime items used: map, s, ts, cs
+    steps: list[Step] = field(default_factory=list)
 
 
 class _Lowering:
@@ -67,7 +78,15 @@ class _Lowering:
         temp = self.fresh("t")
         self.plan.uses.add(op.rust.split("::")[0])
         self.plan.statements.append((self.names(temp), op.rust.format(*rendered)))
+        arrays = [r.removeprefix("&") for p, r in zip(op.params, rendered) if p in op.panel_params]
+        self.plan.steps.append(Step(self.names(temp), op.name, (), tuple(self.describe(a) for a in arrays)))
         return ir.Local(temp)
+
+    def describe(self, panel: str) -> str:
+        """The name of a `&Panel` expression, for explain: `args[0]` -> its input or node."""
+        if panel.startswith("args["):
+            return self.reads[int(panel[5:-1])].name
+        return panel
 
     def expand(self, e: ir.Expr) -> ir.Expr:
         """`e` with the user's locals replaced by their (hoisted) values."""
@@ -113,6 +132,8 @@ class _Lowering:
         expr = rust_expr(result, idents)[0]
         closure = f"{{ {body}{expr} }}" if lets else expr
         self.plan.uses.add("map")
+        ops = tuple(dict.fromkeys(x.op for t in [v for _, v in lets] + [result] for x in ir.walk(t) if isinstance(x, ir.Call)))
+        self.pending_map = (ops, tuple(self.describe(self.panel(x).removeprefix("&")) for x in leaves))
         if any(isinstance(x, ir.Call) and OPS[x.op].rust.startswith("s::") for _, v in lets for x in ir.walk(v)) or any(
             isinstance(x, ir.Call) and OPS[x.op].rust.startswith("s::") for x in ir.walk(result)
         ):
@@ -124,6 +145,7 @@ class _Lowering:
             return self.panel(e)
         temp = self.fresh("a")
         self.plan.statements.append((self.names(temp), self.map_call([], e)))
+        self.plan.steps.append(Step(self.names(temp), "fused map", *self.pending_map))
         return f"&{self.names(temp)}"
 
     # -- the node -----------------------------------------------------------------------
@@ -136,8 +158,10 @@ class _Lowering:
         lets = [(n, v) for n, v in self.lets.items() if n in live]
         if not lets and isinstance(result, ir.Local):  # the value of a window or row kernel
             self.plan.result = self.names(result.name)
+            self.plan.steps[-1] = replace(self.plan.steps[-1], writes=self.node.name)
         else:
             self.plan.result = self.map_call(lets, result)
+            self.plan.steps.append(Step(self.node.name, "fused map", *self.pending_map))
         return self.plan
 
 

@@ -36,6 +36,7 @@ class NodeCtx:
     result: str  # the kernel's returned Panel
     uses: set[str]  # runtime items the kernel uses (map, s, ts, cs)
     doc: str
+    private: bool
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ def _node_ctx(node: ir.Node, index: int, slots: dict[str, int], fns, methods, py
         result=plan.result,
         uses=plan.uses,
         doc=node.doc,
+        private=node.private,
     )
 
 

@@ -7,7 +7,7 @@ import sys
 
 from ..diagnostics import CompileError
 from ..toolchain.crate import ToolchainError
-from . import build, check, generate, ops
+from . import build, check, explain, generate, ops
 from .config import make_config
 
 DESCRIPTION = """\
@@ -26,10 +26,11 @@ examples:
   sray-gen check examples/alpha.py        print the graph, or every problem with its line
   sray-gen build examples/alpha.py        build and install `alpha_rs`
   sray-gen generate alpha.py --out crate  only write the Rust crate
+  sray-gen explain examples/alpha.py      the optimized plan the module will run
   sray-gen ops                            list the ops and how to spell them
 """
 
-COMMANDS = {"check": check, "generate": generate, "build": build, "ops": ops}
+COMMANDS = {"check": check, "explain": explain, "generate": generate, "build": build, "ops": ops}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -41,6 +42,8 @@ def parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("check", help="validate a DAG file and print its graph")
     c.add_argument("file", help="a Python file holding @dag classes or factor functions")
+    x = sub.add_parser("explain", help="print the optimized plan: fused kernels, schedule, bytes moved")
+    x.add_argument("file", help="a Python file holding @dag classes or factor functions")
 
     for name, helptext in (("generate", "write the Rust crate of a DAG file"),
                            ("build", "generate, compile with maturin and install the module")):

@@ -198,11 +198,15 @@ class _ModuleParser:
                     f"rename the node or the input; every name in a DAG means one thing",
                     [Note(inputs[name].span, "declared as an input here")],
                 )
-        node_names = [n for n in defs if n not in inputs]
+        # `_name(self)` methods are private nodes (read as `self._name`), other `_` methods
+        # are helpers (called, and inlined).
+        private = {n: fn for n, fn in helpers.items() if _takes_only_self(fn)}
+        helpers = {n: fn for n, fn in helpers.items() if n not in private}
+        node_names = [n for n in defs if n not in inputs] + list(private)
         scope = _Scope(inputs=set(inputs), nodes=set(node_names), helpers=helpers, form="class")
         nodes = []
         for name in node_names:
-            node = self._node(dag_name, defs[name], scope)
+            node = self._node(dag_name, defs.get(name) or private[name], scope, private=name in private)
             if node is not None:
                 nodes.append(node)
         return ir.Dag(
@@ -244,13 +248,23 @@ class _ModuleParser:
             if not isinstance(stmt, cst.FunctionDef) or stmt.decorators:
                 continue  # imports, tasks decorated with @remote, scripts: not nodes
             self._register_def(stmt, defs, helpers, f"function `{stmt.name.value}` is defined twice")
+        # A `_name` function that a parameter names is a private node; one that is called
+        # is a helper (inlined).
+        named = {p.name.value for fn in [*defs.values(), *helpers.values()] for p in _all_params(fn)}
+        private = {n: fn for n, fn in helpers.items() if n in named}
+        helpers = {n: fn for n, fn in helpers.items() if n not in private}
+        everything = {**defs, **private}
         inputs: dict[str, ir.Input] = {}
-        for fn in defs.values():
+        for fn in everything.values():
             for p in self._plain_params(fn, skip_first=False):
-                if p.name.value not in defs:
+                if p.name.value not in everything:
                     inputs.setdefault(p.name.value, ir.Input(p.name.value, self.span(p.name)))
-        scope = _Scope(inputs=set(inputs), nodes=set(defs), helpers=helpers, form="function")
-        nodes = [n for fn in defs.values() if (n := self._node(self._dag_name(), fn, scope)) is not None]
+        scope = _Scope(inputs=set(inputs), nodes=set(everything), helpers=helpers, form="function")
+        nodes = [
+            n
+            for name, fn in everything.items()
+            if (n := self._node(self._dag_name(), fn, scope, private=name in private)) is not None
+        ]
         return ir.Dag(self._dag_name(), "function", tuple(inputs.values()), tuple(nodes), module.get_docstring() or "",
                       Span(self.filename, 1, 1, 1, 1))
 
@@ -277,7 +291,7 @@ class _ModuleParser:
 
     # -- nodes -----------------------------------------------------------------------
 
-    def _node(self, dag: str, fn: cst.FunctionDef, scope: "_Scope") -> ir.Node | None:
+    def _node(self, dag: str, fn: cst.FunctionDef, scope: "_Scope", private: bool = False) -> ir.Node | None:
         name = fn.name.value
         before = len(self.diagnostics)
         env: dict[str, ir.Expr] = {}
@@ -302,10 +316,20 @@ class _ModuleParser:
         if result is None or len(self.diagnostics) > before:
             self.broken.setdefault(dag, set()).add(name)
             return None
-        return ir.Node(name, tuple(lowerer.lets), result, fn.get_docstring() or "", self.span(fn.name))
+        return ir.Node(name, tuple(lowerer.lets), result, fn.get_docstring() or "", self.span(fn.name), private)
 
 
 _CLASS_BODY_HELP = "a DAG class holds `name: Input` declarations and node methods `def name(self): return ...`"
+
+
+def _all_params(fn: cst.FunctionDef) -> list[cst.Param]:
+    return list(fn.params.posonly_params) + list(fn.params.params)
+
+
+def _takes_only_self(fn: cst.FunctionDef) -> bool:
+    p = fn.params
+    return len(_all_params(fn)) == 1 and not p.kwonly_params and not isinstance(p.star_arg, cst.Param) \
+        and not isinstance(p.star_kwarg, cst.Param)
 
 
 def _is_docstring(s: cst.BaseSmallStatement) -> bool:

@@ -10,11 +10,17 @@ from __future__ import annotations
 from typing import Callable
 
 from .. import ir
+from .eliminate_common_subexpressions import eliminate_common_subexpressions
 from .eliminate_dead_locals import eliminate_dead_locals
+from .fold_constants import fold_constants
+from .fuse_private_nodes import fuse_private_nodes
 
 Pass = Callable[[ir.Module], ir.Module]
 
 PIPELINE: list[Pass] = [
+    fold_constants,
+    fuse_private_nodes,
+    eliminate_common_subexpressions,
     eliminate_dead_locals,
 ]
 

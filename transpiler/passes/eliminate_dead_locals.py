@@ -12,20 +12,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 from .. import ir
+from ._rewrite import rewrite_module
 
 
 def eliminate_dead_locals(module: ir.Module) -> ir.Module:
-    dags = tuple(_dag(d) for d in module.dags)
-    if all(a is b for a, b in zip(dags, module.dags)):
-        return module
-    return replace(module, dags=dags)
-
-
-def _dag(dag: ir.Dag) -> ir.Dag:
-    nodes = tuple(_node(n) for n in dag.nodes)
-    if all(a is b for a, b in zip(nodes, dag.nodes)):
-        return dag
-    return replace(dag, nodes=nodes)
+    return rewrite_module(module, lambda dag, node: _node(node))
 
 
 def _node(node: ir.Node) -> ir.Node:

@@ -31,36 +31,42 @@ pub static SPEC: GraphSpec = GraphSpec {
             doc: "Sum of open and close.",
             deps: &[0, 1],
             kernel: node_f1,
+            public: true,
         },
         NodeSpec {
             name: "f2",
             doc: "Close minus open: the day's move (bare names resolve to inputs too).",
             deps: &[1, 0],
             kernel: node_f2,
+            public: true,
         },
         NodeSpec {
             name: "f3",
             doc: "Product of f1 and f2.",
             deps: &[4, 5],
             kernel: node_f3,
+            public: true,
         },
         NodeSpec {
             name: "spread",
             doc: "The day's range relative to its midpoint.",
             deps: &[2, 3],
             kernel: node_spread,
+            public: true,
         },
         NodeSpec {
             name: "breakout",
             doc: "Signed strength of a close outside the open-close body, else 0.",
             deps: &[1, 0, 5, 2, 3],
             kernel: node_breakout,
+            public: true,
         },
         NodeSpec {
             name: "score",
             doc: "A blend of the factors above.",
             deps: &[6, 7, 8],
             kernel: node_score,
+            public: true,
         },
     ],
     levels: &[&[0, 1, 3], &[2, 4], &[5]],
@@ -267,9 +273,9 @@ mod py {
             python::stats(py, self.inner.engine())
         }
 
-        /// Node names, in topological order.
+        /// Public node names, in topological order.
         fn nodes(&self) -> Vec<&'static str> {
-            SPEC.nodes.iter().map(|n| n.name).collect()
+            SPEC.public_nodes().map(|n| n.name).collect()
         }
 
         /// Input names, in declaration order.
@@ -277,7 +283,7 @@ mod py {
             SPEC.inputs.to_vec()
         }
 
-        /// Node names grouped by topological level.
+        /// Node names (private ones too) grouped by topological level.
         fn schedule(&self) -> Vec<Vec<&'static str>> {
             SPEC.levels
                 .iter()
