@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -17,14 +18,13 @@ import serverless_ray
 HERE = Path(__file__).resolve().parent
 
 
-def market(rows: int, assets: int, seed: int = 7) -> dict[str, np.ndarray]:
-    """A synthetic (time x assets) price panel: a random walk with daily ranges."""
-    rng = np.random.default_rng(seed)
-    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, (rows, assets)), axis=0))
-    open_ = close * np.exp(rng.normal(0, 0.005, (rows, assets)))
-    high = np.maximum(open_, close) * (1 + np.abs(rng.normal(0, 0.004, (rows, assets))))
-    low = np.minimum(open_, close) * (1 - np.abs(rng.normal(0, 0.004, (rows, assets))))
-    return {"open": open_, "close": close, "high": high, "low": low}
+def market(rows: int, assets: int) -> dict[str, np.ndarray]:
+    """The open, high, low and close of the synthetic market of market.py."""
+    sys.path.insert(0, str(HERE))
+    from market import synthetic_market
+
+    data = synthetic_market(rows, assets)
+    return {k: data[k] for k in ("open", "close", "high", "low")}
 
 
 def timed(fn):

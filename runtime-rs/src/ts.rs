@@ -13,11 +13,24 @@
 //! `ts_std` and `covariance` are exactly 0 and `correlation` is NaN: running sums would
 //! leave ~1e-8 where the true variance is 0, and a later `rank` would reorder that noise.
 //! Windows holding ±inf (but no NaN) are computed directly from the window, as IEEE does.
+//!
+//! Windows of at most [`SMALL_WINDOW`] values are summed directly, in order, every step:
+//! as cheap as a running update at that size, and bitwise equal to a plain two-pass
+//! computation (numpy's), so values that are mathematically tied stay tied for a later
+//! `rank` instead of being split by rounding noise.
 
 use crate::layout::{rolling, rolling2, Rolling, Rolling2};
 use crate::Panel;
 use ndarray::{s, Array2};
 use std::collections::VecDeque;
+
+/// Windows up to this size are recomputed directly at every step.
+pub const SMALL_WINDOW: usize = 16;
+
+/// Σ of values in order, no compensation: what numpy's reductions do for short rows.
+fn plain_sum(values: impl Iterator<Item = f64>) -> f64 {
+    values.fold(0.0, |acc, v| acc + v)
+}
 
 /// The last `d` values of a column, with counts of what the running kernels cannot use.
 struct Window {
@@ -168,6 +181,9 @@ impl Rolling for Sum {
         if !self.w.check_ready() {
             return f64::NAN;
         }
+        if self.w.d <= SMALL_WINDOW {
+            return plain_sum(self.w.values.iter().copied());
+        }
         if self.w.take_exact() {
             self.sum = KSum::of(self.w.values.iter().copied());
         } else {
@@ -258,6 +274,22 @@ impl Moments {
         (self.c, self.m2x, self.m2y) = (c.value(), m2x.value(), m2y.value());
     }
 
+    /// The two-pass moments, in the order numpy computes them (small windows).
+    fn exact_plain(&mut self) {
+        let n = self.x.d as f64;
+        (self.kx, self.ky) = (0.0, 0.0);
+        self.mx = plain_sum(self.x.values.iter().copied()) / n;
+        self.my = plain_sum(self.y.values.iter().copied()) / n;
+        let (mut c, mut m2x, mut m2y) = (0.0, 0.0, 0.0);
+        for (&a, &b) in self.x.values.iter().zip(&self.y.values) {
+            let (dx, dy) = (a - self.mx, b - self.my);
+            c += dx * dy;
+            m2x += dx * dx;
+            m2y += dy * dy;
+        }
+        (self.c, self.m2x, self.m2y) = (c, m2x, m2y);
+    }
+
     /// Feeds a pair; returns whether both windows are full and free of NaN.
     fn push(&mut self, a: f64, b: f64) -> bool {
         let old_a = self.x.push(a);
@@ -265,6 +297,10 @@ impl Moments {
         let ready = self.x.check_ready() & self.y.check_ready();
         if !ready {
             return false;
+        }
+        if self.x.d <= SMALL_WINDOW {
+            self.exact_plain();
+            return true;
         }
         if self.x.take_exact() | self.y.take_exact() {
             self.exact();

@@ -393,11 +393,7 @@ class _Lowerer:
                 else:
                     result = self.expr(s.value, env)
             elif isinstance(s, cst.Assign):
-                if len(s.targets) != 1 or not isinstance(s.targets[0].target, cst.Name):
-                    self.p.error(s, "only simple assignments `name = expression` are supported",
-                                 "assign one name per statement")
-                    continue
-                self.bind(s.targets[0].target, self.expr(s.value, env), env)
+                self.assign(s, env)
             elif isinstance(s, cst.AnnAssign) and isinstance(s.target, cst.Name) and s.value is not None:
                 self.bind(s.target, self.expr(s.value, env), env)
             elif isinstance(s, cst.AugAssign) and isinstance(s.target, cst.Name) and type(s.operator) in _AUGMENTED:
@@ -413,8 +409,32 @@ class _Lowerer:
                          "end the body with `return <expression>`")
         return result
 
-    def bind(self, target: cst.Name, value: ir.Expr | None, env: dict[str, ir.Expr]) -> None:
+    def assign(self, s: cst.Assign, env: dict[str, ir.Expr | None]) -> None:
+        """`x = e`, or `a, b = e1, e2` (all values computed before any name is bound)."""
+        target = s.targets[0].target if len(s.targets) == 1 else None
+        if isinstance(target, cst.Name):
+            self.bind(target, self.expr(s.value, env), env)
+            return
+        if (
+            isinstance(target, (cst.Tuple, cst.List))
+            and isinstance(s.value, (cst.Tuple, cst.List))
+            and len(target.elements) == len(s.value.elements)
+            and all(isinstance(t.value, cst.Name) and not isinstance(t, cst.StarredElement) for t in target.elements)
+        ):
+            values = [self.expr(v.value, env) for v in s.value.elements]
+            for t, v in zip(target.elements, values):
+                self.bind(t.value, v, env)
+            return
+        self.p.error(s, "only assignments `name = expression` and `a, b = x, y` are supported",
+                     "assign one name per statement")
+        for t in s.targets:  # the names it meant to bind are unusable, not unknown
+            for node in [t.target, *getattr(t.target, "elements", [])]:
+                if isinstance(getattr(node, "value", node), cst.Name):
+                    env[getattr(node, "value", node).value] = None
+
+    def bind(self, target: cst.Name, value: ir.Expr | None, env: dict[str, ir.Expr | None]) -> None:
         if value is None:
+            env[target.value] = None  # reported already; later reads stay quiet
             return
         name = self.fresh(("/".join(self.helper_stack) + "/" if self.helper_stack else "") + target.value)
         span = self.p.span(target)
@@ -501,6 +521,8 @@ class _Lowerer:
         span = self.p.span(e)
         if n in env:
             found = env[n]
+            if found is None:  # bound by a statement that had an error
+                return None
             return ir.Local(found.name, span) if isinstance(found, ir.Local) else _respan(found, span)
         if n in ("True", "False"):
             return ir.Const(1.0 if n == "True" else 0.0, span)
