@@ -6,37 +6,19 @@ so only the generated crates themselves compile during a test run.
 
 from __future__ import annotations
 
-import importlib
-import sys
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import settings
 
+from sray_transpiler.toolchain.build import build_and_import
+
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 settings.register_profile("ci", derandomize=True, deadline=None, max_examples=60)
 settings.load_profile("ci")
-
-
-def build_module(path: Path, workdir: Path, name: str | None = None):
-    """Generates, builds (release) and imports the module of a DAG file, without
-    installing it: the wheel is unpacked into `workdir` and put on sys.path."""
-    from sray_transpiler.cli.config import Config
-    from sray_transpiler.cli.generate import generate
-    from sray_transpiler.toolchain.build import build_wheel
-
-    config = Config(file=Path(path), name=name, out=workdir / "crate", dist=workdir / "dist", install=False)
-    crate = generate(config, say=lambda *_: None)
-    wheel = build_wheel(crate, config.dist)
-    site = workdir / "site"
-    with zipfile.ZipFile(wheel) as z:
-        z.extractall(site)
-    sys.path.insert(0, str(site))
-    return importlib.import_module(config.module_name)
 
 
 @pytest.fixture(scope="session")
@@ -47,7 +29,7 @@ def compiled(tmp_path_factory):
     def get(path, name=None):
         key = (str(path), name)
         if key not in cache:
-            cache[key] = build_module(Path(path), tmp_path_factory.mktemp("build"), name)
+            cache[key] = build_and_import(Path(path), tmp_path_factory.mktemp("build"), name)
         return cache[key]
 
     return get

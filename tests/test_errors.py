@@ -47,6 +47,12 @@ EXPECTED = {
     "no_dag.py": [(1, 1, "no DAG found", "decorate a class with @dag")],
     "function_form_unknown.py": [(6, 17, "unknown name `f2` in node `f3`", "add `f2` as a parameter of `f3`")],
     "recursive_helper.py": [(2, 12, "helper `_twice` calls itself (_twice -> _twice)", "cannot recurse")],
+    "bad_windows.py": [
+        (8, 27, "the window `d` of `ts_mean(x, d)` must be an integer literal >= 1", "ts_mean(x, 10)"),
+        (10, 27, "the window `d` of `ts_mean(x, d)` must be an integer literal >= 1", "ts_mean(x, 10)"),
+        (12, 21, "`x` of `rank(x)` must be an array, not a constant", "pass an input"),
+        (14, 27, "`a` of `scale(x, a)` must be a number literal", ""),
+    ],
 }
 
 

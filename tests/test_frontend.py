@@ -99,3 +99,17 @@ def test_check_ir_after_every_pass(path):
         module = p(module)
         assert ir.check_ir(module) == [], p.__name__
     assert load(path) == module
+
+
+def test_private_nodes_in_both_forms_and_tuple_assignment():
+    cls = parse(
+        "@dag\nclass D:\n    x: Input\n    y: Input\n"
+        "    def _mid(self):\n        return (self.x + self.y) / 2\n"
+        "    def _clip(self, v, b):\n        return minimum(maximum(v, -b), b)\n"
+        "    def n(self):\n        a, b = self._mid, self.x\n        return self._clip(a - b, 1)\n"
+    ).dags[0]
+    assert [(n.name, n.private) for n in cls.nodes] == [("n", False), ("_mid", True)]
+    assert [b.name for b in cls.node("n").body] == ["a", "b", "_clip/v", "_clip/b"]
+    fn = parse("def _mid(high, low):\n    return (high + low) / 2\n\ndef f(_mid, close):\n    return close - _mid\n").dags[0]
+    assert [(n.name, n.private) for n in fn.nodes] == [("f", False), ("_mid", True)]
+    assert [i.name for i in fn.inputs] == ["close", "high", "low"]

@@ -223,11 +223,14 @@ impl Engine {
                 continue;
             }
             changed = true;
-            self.inputs[i] = Some(InputSlot {
+            let old = self.inputs[i].replace(InputSlot {
                 value: Arc::new(v.panel),
                 given_shape: v.given_shape,
                 changed_at: next,
             });
+            if let Some(old) = old {
+                crate::pool::recycle(old.value);
+            }
         }
         if changed {
             self.revision = next;
@@ -333,16 +336,28 @@ impl Engine {
                 st.seconds += seconds;
                 st.cutoffs += u64::from(o.cutoff);
             }
-            self.nodes[i] = Some(Cached {
+            let old = self.nodes[i].replace(Cached {
                 value: o.value,
                 changed_at: o.changed_at,
                 verified_at: revision,
             });
+            if let Some(old) = old {
+                crate::pool::recycle(old.value); // kept if a cutoff still shares it
+            }
         }
         match failure.into_inner().unwrap_or_else(|e| e.into_inner()) {
             Some(err) => Err(err),
             None => Ok(()),
         }
+    }
+}
+
+impl Drop for Engine {
+    /// Hands the buffers of the values nobody else holds to the pool (see `pool`).
+    fn drop(&mut self) {
+        let inputs = self.inputs.drain(..).flatten().map(|s| s.value);
+        let nodes = self.nodes.drain(..).flatten().map(|c| c.value);
+        inputs.chain(nodes).for_each(crate::pool::recycle);
     }
 }
 

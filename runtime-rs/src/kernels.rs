@@ -53,7 +53,7 @@ where
     let slices: [&[f64]; K] = std::array::from_fn(|k| args[k].as_slice_memory_order().unwrap());
     let len = slices[0].len();
 
-    let mut out: Vec<f64> = Vec::with_capacity(len);
+    let mut out: Vec<f64> = crate::pool::take(len);
     let fill = |start: usize, chunk: &mut [MaybeUninit<f64>]| {
         let parts: [&[f64]; K] = std::array::from_fn(|k| &slices[k][start..start + chunk.len()]);
         for (j, o) in chunk.iter_mut().enumerate() {

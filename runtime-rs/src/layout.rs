@@ -27,11 +27,13 @@ const BLOCK: usize = 64;
 
 fn alloc_like(x: &Panel) -> Panel {
     let (t, n) = x.dim();
-    if x.is_standard_layout() || x.ncols() <= 1 {
-        Array2::zeros((t, n))
+    let buffer = crate::pool::zeros(t * n);
+    let shaped = if x.is_standard_layout() || x.ncols() <= 1 {
+        Array2::from_shape_vec((t, n), buffer)
     } else {
-        Array2::zeros((t, n).f())
-    }
+        Array2::from_shape_vec((t, n).f(), buffer)
+    };
+    shaped.expect("buffer of t * n values")
 }
 
 /// Runs one `Rolling` state per column over `x`.
@@ -104,7 +106,8 @@ pub fn by_row(
 ) -> Panel {
     let x = x.as_standard_layout();
     let g = g.map(|g| g.as_standard_layout());
-    let mut out = Array2::zeros(x.raw_dim());
+    let mut out =
+        Array2::from_shape_vec(x.raw_dim(), crate::pool::zeros(x.len())).expect("t * n values");
     out.axis_iter_mut(Axis(0))
         .into_par_iter()
         .enumerate()

@@ -17,6 +17,7 @@ pub mod engine;
 pub mod error;
 pub mod kernels;
 pub mod layout;
+pub mod pool;
 pub mod scalar;
 pub mod ts;
 

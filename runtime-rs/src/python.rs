@@ -5,7 +5,7 @@
 use crate::engine::{Engine, InputValue};
 use crate::error::{shape_str, Error};
 use crate::Panel;
-use ndarray::{Axis, Ix2};
+use ndarray::{ArrayView2, Axis, Ix2, ShapeBuilder};
 use numpy::{
     PyArray1, PyArray2, PyArrayDyn, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods,
 };
@@ -70,19 +70,31 @@ fn extract_input(name: &str, obj: &Bound<'_, PyAny>) -> Result<InputValue, Error
     })?;
     let view = readonly.as_array();
     let given_shape = view.shape().to_vec();
-    let panel: Panel = match view.ndim() {
-        1 => view
-            .insert_axis(Axis(1))
-            .into_dimensionality::<Ix2>()
-            .map_err(|_| shape_error(&given_shape))?
-            .to_owned(),
-        2 => view
-            .into_dimensionality::<Ix2>()
-            .map_err(|_| shape_error(&given_shape))?
-            .to_owned(),
+    let view = match view.ndim() {
+        1 => view.insert_axis(Axis(1)).into_dimensionality::<Ix2>(),
+        2 => view.into_dimensionality::<Ix2>(),
         _ => return Err(shape_error(&given_shape)),
+    }
+    .map_err(|_| shape_error(&given_shape))?;
+    Ok(InputValue {
+        panel: snapshot(view),
+        given_shape,
+    })
+}
+
+/// An owned copy in the same memory order (C or Fortran), into a pooled buffer.
+fn snapshot(view: ArrayView2<'_, f64>) -> Panel {
+    let Some(values) = view.as_slice_memory_order() else {
+        return view.to_owned(); // strided: a gathering copy, in C order
     };
-    Ok(InputValue { panel, given_shape })
+    let mut buffer = crate::pool::take(values.len());
+    buffer.extend_from_slice(values);
+    let shaped = if view.is_standard_layout() {
+        Panel::from_shape_vec(view.dim(), buffer)
+    } else {
+        Panel::from_shape_vec(view.dim().f(), buffer)
+    };
+    shaped.expect("as many values as the view")
 }
 
 /// Sets the inputs given as keyword arguments, all or none.

@@ -1,0 +1,243 @@
+"""The benchmarks of bench/RESULTS.md, in one process, on the same data, side by side.
+
+    python -m pip install -e '.[bench]'
+    python bench/run.py [--scale 1.0] [--repeat 5] [--out bench/RESULTS.md]
+
+(a) an elementwise DAG of 50 nodes on a 2000 x 5000 panel: compiled vs numpy vs numexpr;
+(b) 37 factors of examples/alphas101.py on a 2000 x 3000 panel: compiled vs the numpy
+    reference (serverless_ray) vs pandas (the expressions of shared/OPS.md) vs polars;
+(c) incremental: one of 5 inputs changes; recompute vs the cone's share of a full run;
+(d) memory bandwidth: a plain Rust triad over the same bytes (runtime-rs/examples);
+(e) the cost of a window of 250 against a window of 20, per window op.
+
+Times are medians; this machine is shared and noisy, so read the ratios. `--scale`
+shrinks the panels (rows and columns) for a quick look.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path[:0] = [str(HERE), str(ROOT / "examples")]
+
+from make_dags import elementwise  # noqa: E402
+from market import synthetic_market  # noqa: E402
+
+from sray_transpiler import load as load_ir  # noqa: E402
+from sray_transpiler.cli.explain import explain  # noqa: E402
+from sray_transpiler.toolchain.build import build_and_import  # noqa: E402
+
+
+def median_time(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def bytes_per_cell(path: Path) -> int:
+    last = explain(load_ir(path)).splitlines()[-1]
+    return int(last.split(":")[1].split()[0])
+
+
+def triad(rows: int, cols: int) -> dict[str, float]:
+    out = subprocess.run(
+        ["cargo", "run", "--release", "-q", "--example", "triad", "--", str(rows), str(cols), "9"],
+        cwd=ROOT / "runtime-rs", capture_output=True, text=True, check=True,
+    ).stdout
+    result = {}
+    for line in out.splitlines():
+        kind = "fresh" if "fresh" in line else "reused"
+        result[kind] = float(line.split(",")[1].split()[0])  # GB/s
+    return result
+
+
+def bench_elementwise(build: Path, rows: int, cols: int, repeat: int) -> dict:
+    import numexpr
+
+    path = HERE / "dags" / "elementwise50.py"
+    module = build_and_import(path, build / "elementwise")
+    _, formulas = elementwise()
+    rng = np.random.default_rng(0)
+    data = {k: rng.standard_normal((rows, cols)) for k in ("a", "b", "c", "d")}
+    names = [n for n, _ in formulas]
+    numpy_env = {"where": np.where, "abs": np.abs, "sqrt": np.sqrt, "log": np.log, "exp": np.exp}
+
+    def compiled():
+        module.Elementwise(**data).compute(names)
+
+    def numpy_run():
+        env = dict(data)
+        with np.errstate(all="ignore"):
+            for name, formula in formulas:
+                env[name] = eval(formula, numpy_env, env)  # noqa: S307 - our own generated formulas
+
+    def numexpr_run():
+        env = dict(data)
+        for name, formula in formulas:
+            env[name] = numexpr.evaluate(formula, local_dict=env)
+
+    construct = median_time(lambda: module.Elementwise(**data), repeat)
+    t = {"compiled": median_time(compiled, repeat) - construct, "numpy": median_time(numpy_run, repeat),
+         "numexpr": median_time(numexpr_run, repeat)}
+    moved = bytes_per_cell(path) * rows * cols
+    return {"times": t, "construct": construct, "gbs": moved / t["compiled"] / 1e9}
+
+
+def bench_factors(build: Path, rows: int, cols: int, repeat: int, slow_repeat: int) -> dict:
+    import pandas as pd
+
+    from serverless_ray import load
+    from translate import from_long, long_frame, pandas_dag, polars_dag, polars_run
+
+    path = ROOT / "examples" / "alphas101.py"
+    module = build_and_import(path, build / "alphas")
+    data = synthetic_market(rows, cols)
+    names = module.Alphas(**data).nodes()
+    dag_ir = load_ir(path).dags[0]
+    frames = {k: pd.DataFrame(v) for k, v in data.items()}
+    pandas_fn = pandas_dag(dag_ir)
+    plan = polars_dag(dag_ir, list(data))
+    frame = long_frame(data)
+    reference = load(path)
+
+    results = {}
+    results["compiled"] = median_time(lambda: module.Alphas(**data).compute(names), repeat)
+    results["polars"] = median_time(lambda: polars_run(frame, plan), repeat)
+    results["numpy reference"] = median_time(lambda: reference(**data).compute(names), slow_repeat)
+    results["pandas"] = median_time(lambda: pandas_fn(frames), slow_repeat)
+
+    # How many factors each baseline computes as the compiled module does.
+    got = module.Alphas(**data).compute(names)
+    polars_out = polars_run(frame, plan)
+    pandas_out = pandas_fn(frames)
+    agree = {"pandas": 0, "polars": 0}
+    for name in names:
+        for label, value in (("pandas", pandas_out[name].to_numpy()), ("polars", from_long(polars_out, name, (rows, cols)))):
+            a, b = got[name], value
+            fa, fb = np.isfinite(a), np.isfinite(b)
+            if np.array_equal(fa, fb) and np.allclose(a[fa], b[fb], rtol=1e-6, atol=1e-9):
+                agree[label] += 1
+    return {"times": results, "factors": len(names), "agree": agree}
+
+
+def bench_incremental(build: Path, rows: int, cols: int, repeat: int) -> dict:
+    path = HERE / "dags" / "incremental.py"
+    module = build_and_import(path, build / "incremental")
+    rng = np.random.default_rng(1)
+    data = {k: rng.standard_normal((rows, cols)) for k in "abcde"}
+    changed = {"e": rng.standard_normal((rows, cols))}
+    fulls, recomputes, shares = [], [], []
+    for _ in range(repeat):
+        dag = module.Incremental(**data)
+        names = dag.nodes()
+        start = time.perf_counter()
+        dag.compute(names)
+        fulls.append(time.perf_counter() - start)
+        before = dag.stats()
+        dag.update(**changed)
+        start = time.perf_counter()
+        dag.compute(names)
+        recomputes.append(time.perf_counter() - start)
+        after = dag.stats()
+        cone = [n for n in after if after[n]["computes"] > before[n]["computes"]]
+        total = sum(s["seconds"] for s in before.values())
+        shares.append(sum(before[n]["seconds"] for n in cone) / total)
+        dag.update(**{"e": data["e"]})
+    full, recompute, share = statistics.median(fulls), statistics.median(recomputes), statistics.median(shares)
+    return {"full": full, "recompute": recompute, "share": share, "cone": cone, "nodes": len(after)}
+
+
+def bench_windows(build: Path, rows: int, cols: int, repeat: int) -> dict[str, float]:
+    """Kernel seconds of each window op at d=250 over d=20 (from the engine's stats)."""
+    from make_dags import WINDOW_OPS
+
+    module = build_and_import(HERE / "dags" / "windows.py", build / "windows")
+    rng = np.random.default_rng(2)
+    data = {"x": np.cumsum(rng.standard_normal((rows, cols)), axis=0), "y": rng.standard_normal((rows, cols))}
+    seconds: dict[str, list[float]] = {}
+    for _ in range(repeat):
+        dag = module.Windows(**data)
+        for name in dag.nodes():  # one at a time, so that kernels do not share the cores
+            dag.cal(name)
+        for name, st in dag.stats().items():
+            seconds.setdefault(name, []).append(st["seconds"])
+    median = {k: statistics.median(v) for k, v in seconds.items()}
+    return {op: median[f"{op}_250"] / median[f"{op}_20"] for op in [*WINDOW_OPS, "correlation"]}
+
+
+def machine() -> str:
+    cpu = "unknown cpu"
+    if Path("/proc/cpuinfo").exists():
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    import numexpr
+    import pandas
+    import polars
+
+    rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
+    return (f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB; {platform.python_implementation()} "
+            f"{platform.python_version()}, numpy {np.__version__}, pandas {pandas.__version__}, "
+            f"polars {polars.__version__}, numexpr {numexpr.__version__}; {rustc}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--slow-repeat", type=int, default=1, help="repeats of the pure-Python baselines of (b)")
+    parser.add_argument("--build", type=Path, default=ROOT / "build" / "bench")
+    args = parser.parse_args()
+    s = args.scale
+    size_a, size_b = (int(2000 * s), int(5000 * s)), (int(2000 * s), int(3000 * s))
+
+    print(f"machine: {machine()}\n")
+    bw = triad(*size_a)
+    print(f"(d) plain Rust triad on {size_a[0]}x{size_a[1]}: {bw['fresh']:.2f} GB/s writing a fresh output, "
+          f"{bw['reused']:.2f} GB/s reusing one\n")
+
+    a = bench_elementwise(args.build, *size_a, args.repeat)
+    t = a["times"]
+    print(f"(a) 50 elementwise nodes, {size_a[0]}x{size_a[1]} (median of {args.repeat})")
+    for k, v in t.items():
+        print(f"    {k:<10} {v:8.3f} s   compiled is {v / t['compiled']:5.2f}x faster")
+    print(f"    fused kernels moved {a['gbs']:.2f} GB/s = {a['gbs'] / bw['fresh']:.0%} of the fresh-output triad, "
+          f"{a['gbs'] / bw['reused']:.0%} of the reused-output one (constructing the object: {a['construct']:.3f} s)\n")
+
+    b = bench_factors(args.build, *size_b, args.repeat, args.slow_repeat)
+    t = b["times"]
+    print(f"(b) {b['factors']} factors of examples/alphas101.py, {size_b[0]}x{size_b[1]}")
+    for k, v in t.items():
+        print(f"    {k:<16} {v:8.3f} s   compiled is {v / t['compiled']:6.2f}x faster")
+    print(f"    factors equal to the compiled ones (rtol 1e-6): pandas {b['agree']['pandas']}/{b['factors']}, "
+          f"polars {b['agree']['polars']}/{b['factors']}\n")
+
+    w = bench_windows(args.build, *size_b, args.repeat)
+    print(f"(e) cost of a window of 250 over a window of 20, {size_b[0]}x{size_b[1]} (target < 12x):")
+    print("    " + ", ".join(f"{op} {ratio:.2f}x" for op, ratio in w.items()) + "\n")
+
+    c = bench_incremental(args.build, *size_b, args.repeat)
+    target = c["share"] * c["full"]
+    print(f"(c) incremental, {size_b[0]}x{size_b[1]}: full {c['full']:.3f} s; after changing 1 of 5 inputs, "
+          f"recompute {c['recompute']:.3f} s; the cone ({len(c['cone'])} of {c['nodes']} nodes) is "
+          f"{c['share']:.0%} of the kernel time, so {target:.3f} s; ratio {c['recompute'] / target:.2f} (target <= 1.2)")
+
+
+if __name__ == "__main__":
+    main()
