@@ -114,19 +114,26 @@ def bench_factors(build: Path, rows: int, cols: int, repeat: int, slow_repeat: i
     frame = long_frame(data)
     reference = load(path)
 
-    results = {}
-    results["compiled"] = median_time(lambda: module.Alphas(**data).compute(names), repeat)
-    results["polars"] = median_time(lambda: polars_run(frame, plan), repeat)
-    results["numpy reference"] = median_time(lambda: reference(**data).compute(names), slow_repeat)
-    results["pandas"] = median_time(lambda: pandas_fn(frames), slow_repeat)
+    results, outputs = {}, {}
+
+    def timed(label, fn, times):
+        def run():
+            outputs[label] = fn()
+
+        results[label] = median_time(run, times)
+
+    timed("compiled", lambda: module.Alphas(**data).compute(names), repeat)
+    # polars computes ts_argmax and ts_product with rolling_map (Python per window): slow.
+    timed("polars", lambda: polars_run(frame, plan), slow_repeat)
+    timed("numpy reference", lambda: reference(**data).compute(names), slow_repeat)
+    timed("pandas", lambda: pandas_fn(frames), slow_repeat)
 
     # How many factors each baseline computes as the compiled module does.
-    got = module.Alphas(**data).compute(names)
-    polars_out = polars_run(frame, plan)
-    pandas_out = pandas_fn(frames)
+    got = outputs["compiled"]
     agree = {"pandas": 0, "polars": 0}
     for name in names:
-        for label, value in (("pandas", pandas_out[name].to_numpy()), ("polars", from_long(polars_out, name, (rows, cols)))):
+        for label, value in (("pandas", outputs["pandas"][name].to_numpy()),
+                             ("polars", from_long(outputs["polars"], name, (rows, cols)))):
             a, b = got[name], value
             fa, fb = np.isfinite(a), np.isfinite(b)
             if np.array_equal(fa, fb) and np.allclose(a[fa], b[fb], rtol=1e-6, atol=1e-9):
@@ -201,17 +208,32 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--slow-repeat", type=int, default=1, help="repeats of the pure-Python baselines of (b)")
+    parser.add_argument("--slow-repeat", type=int, default=1,
+                        help="repeats of the slow baselines of (b): polars, the numpy reference, pandas")
     parser.add_argument("--build", type=Path, default=ROOT / "build" / "bench")
+    parser.add_argument("--only", default="abcde", help="which benchmarks to run, e.g. `ad` (default: all)")
     args = parser.parse_args()
     s = args.scale
     size_a, size_b = (int(2000 * s), int(5000 * s)), (int(2000 * s), int(3000 * s))
 
     print(f"machine: {machine()}\n")
     bw = triad(*size_a)
-    print(f"(d) plain Rust triad on {size_a[0]}x{size_a[1]}: {bw['fresh']:.2f} GB/s writing a fresh output, "
-          f"{bw['reused']:.2f} GB/s reusing one\n")
+    if "d" in args.only:
+        print(f"(d) plain Rust triad on {size_a[0]}x{size_a[1]}: {bw['fresh']:.2f} GB/s writing a fresh output, "
+              f"{bw['reused']:.2f} GB/s reusing one\n")
+    if "a" in args.only:
+        run_a(args, size_a, bw)
+    if "b" in args.only:
+        run_b(args, size_b)
+    if "e" in args.only:
+        w = bench_windows(args.build, *size_b, args.repeat)
+        print(f"(e) cost of a window of 250 over a window of 20, {size_b[0]}x{size_b[1]} (target < 12x):")
+        print("    " + ", ".join(f"{op} {ratio:.2f}x" for op, ratio in w.items()) + "\n")
+    if "c" in args.only:
+        run_c(args, size_b)
 
+
+def run_a(args, size_a, bw) -> None:
     a = bench_elementwise(args.build, *size_a, args.repeat)
     t = a["times"]
     print(f"(a) 50 elementwise nodes, {size_a[0]}x{size_a[1]} (median of {args.repeat})")
@@ -220,6 +242,8 @@ def main() -> None:
     print(f"    fused kernels moved {a['gbs']:.2f} GB/s = {a['gbs'] / bw['fresh']:.0%} of the fresh-output triad, "
           f"{a['gbs'] / bw['reused']:.0%} of the reused-output one (constructing the object: {a['construct']:.3f} s)\n")
 
+
+def run_b(args, size_b) -> None:
     b = bench_factors(args.build, *size_b, args.repeat, args.slow_repeat)
     t = b["times"]
     print(f"(b) {b['factors']} factors of examples/alphas101.py, {size_b[0]}x{size_b[1]}")
@@ -228,10 +252,8 @@ def main() -> None:
     print(f"    factors equal to the compiled ones (rtol 1e-6): pandas {b['agree']['pandas']}/{b['factors']}, "
           f"polars {b['agree']['polars']}/{b['factors']}\n")
 
-    w = bench_windows(args.build, *size_b, args.repeat)
-    print(f"(e) cost of a window of 250 over a window of 20, {size_b[0]}x{size_b[1]} (target < 12x):")
-    print("    " + ", ".join(f"{op} {ratio:.2f}x" for op, ratio in w.items()) + "\n")
 
+def run_c(args, size_b) -> None:
     c = bench_incremental(args.build, *size_b, args.repeat)
     target = c["share"] * c["full"]
     print(f"(c) incremental, {size_b[0]}x{size_b[1]}: full {c['full']:.3f} s; after changing 1 of 5 inputs, "

@@ -121,7 +121,15 @@ pub fn set_inputs(
 /// Keeps a cached node value alive while numpy arrays view it.
 #[pyclass(frozen, module = "serverless_ray", name = "CachedValue")]
 struct CachedValue {
-    _value: Arc<Panel>,
+    value: Arc<Panel>,
+}
+
+impl Drop for CachedValue {
+    /// The last view of a value its engine no longer holds gives its buffer to the pool.
+    fn drop(&mut self) {
+        let value = std::mem::replace(&mut self.value, Arc::new(Panel::zeros((0, 0))));
+        crate::pool::recycle(value);
+    }
 }
 
 /// A read-only numpy view of a cached value: no copy, and the cache cannot be corrupted
@@ -130,7 +138,7 @@ fn to_numpy(py: Python<'_>, value: &Arc<Panel>, output_shape: &[usize]) -> PyRes
     let owner = Bound::new(
         py,
         CachedValue {
-            _value: value.clone(),
+            value: value.clone(),
         },
     )?
     .into_any();

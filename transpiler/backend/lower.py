@@ -123,6 +123,7 @@ class _Lowering:
     def map_call(self, lets: list[tuple[str, ir.Expr]], result: ir.Expr) -> str:
         """`map([leaves], |[..]| { lets; result })` over the leaves the code reads."""
         leaves = self.leaves([v for _, v in lets] + [result])
+        # (`pending_map` describes this map for explain; the caller files it as a Step.)
         if not leaves:  # a constant: shaped like the node's first argument
             leaves, params = [self.reads[0]], ["_"]
         else:
@@ -131,13 +132,12 @@ class _Lowering:
         body = "".join(f"let {idents[n]} = {rust_expr(v, idents)[0]}; " for n, v in lets)
         expr = rust_expr(result, idents)[0]
         closure = f"{{ {body}{expr} }}" if lets else expr
+        trees = [v for _, v in lets] + [result]
+        ops = tuple(dict.fromkeys(x.op for t in trees for x in ir.walk(t) if isinstance(x, ir.Call)))
         self.plan.uses.add("map")
-        ops = tuple(dict.fromkeys(x.op for t in [v for _, v in lets] + [result] for x in ir.walk(t) if isinstance(x, ir.Call)))
-        self.pending_map = (ops, tuple(self.describe(self.panel(x).removeprefix("&")) for x in leaves))
-        if any(isinstance(x, ir.Call) and OPS[x.op].rust.startswith("s::") for _, v in lets for x in ir.walk(v)) or any(
-            isinstance(x, ir.Call) and OPS[x.op].rust.startswith("s::") for x in ir.walk(result)
-        ):
+        if any(OPS[op].rust.startswith("s::") for op in ops):
             self.plan.uses.add("s")
+        self.pending_map = (ops, tuple(self.describe(self.panel(x).removeprefix("&")) for x in leaves))
         return f"map([{', '.join(self.panel(x) for x in leaves)}], |[{', '.join(params)}]| {closure})"
 
     def materialize(self, e: ir.Expr) -> str:
