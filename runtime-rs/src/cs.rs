@@ -34,25 +34,35 @@ fn std_of(row: &[f64], mean: f64, n: usize) -> f64 {
     (squares / (n as f64 - 1.0)).sqrt()
 }
 
+/// Calls `f(group, first)` for each group of equal keys (NaN keys skipped), in ascending
+/// order: `group` holds the indices of the group, `first` its 0-based position among all
+/// non-NaN keys.
+fn groups_of_equal(keys: &[f64], mut f: impl FnMut(&[usize], usize)) {
+    let mut order: Vec<usize> = (0..keys.len()).filter(|&j| !keys[j].is_nan()).collect();
+    order.sort_by(|&a, &b| keys[a].total_cmp(&keys[b]).then(a.cmp(&b)));
+    let mut i = 0;
+    while i < order.len() {
+        let mut j = i;
+        while j + 1 < order.len() && keys[order[j + 1]] == keys[order[i]] {
+            j += 1;
+        }
+        f(&order[i..=j], i);
+        i = j + 1;
+    }
+}
+
 /// `x.rank(axis=1, pct=True)`: average ranks of ties, NaN not counted.
 pub fn rank(x: &Panel) -> Panel {
     by_row(x, None, |row, _, out| {
-        let mut order: Vec<usize> = (0..row.len()).filter(|&j| !row[j].is_nan()).collect();
-        order.sort_by(|&a, &b| row[a].total_cmp(&row[b]).then(a.cmp(&b)));
-        let n = order.len() as f64;
+        let n = row.iter().filter(|v| !v.is_nan()).count() as f64;
         out.fill(f64::NAN);
-        let mut i = 0;
-        while i < order.len() {
-            let mut j = i;
-            while j + 1 < order.len() && row[order[j + 1]] == row[order[i]] {
-                j += 1;
-            }
-            let average = (i + j) as f64 / 2.0 + 1.0; // ranks i+1 ..= j+1
-            for &k in &order[i..=j] {
+        groups_of_equal(row, |group, first| {
+            // The group holds ranks first+1 ..= first+len; ties get their average.
+            let average = first as f64 + (group.len() as f64 + 1.0) / 2.0;
+            for &k in group {
                 out[k] = average / n;
             }
-            i = j + 1;
-        }
+        });
     })
 }
 
@@ -97,22 +107,13 @@ pub fn indneutralize(x: &Panel, g: &Panel) -> Panel {
         "indneutralize: labels and values differ in shape"
     );
     by_row(x, Some(g), |row, labels, out| {
-        let labels = labels.expect("labels given");
-        let mut order: Vec<usize> = (0..row.len()).filter(|&j| !labels[j].is_nan()).collect();
-        order.sort_by(|&a, &b| labels[a].total_cmp(&labels[b]).then(a.cmp(&b)));
         out.fill(f64::NAN);
-        let mut i = 0;
-        while i < order.len() {
-            let mut j = i;
-            while j + 1 < order.len() && labels[order[j + 1]] == labels[order[i]] {
-                j += 1;
-            }
-            let members: Vec<f64> = order[i..=j].iter().map(|&k| row[k]).collect();
+        groups_of_equal(labels.expect("labels given"), |group, _| {
+            let members: Vec<f64> = group.iter().map(|&k| row[k]).collect();
             let (mean, _) = mean_of(&members);
-            for &k in &order[i..=j] {
+            for &k in group {
                 out[k] = row[k] - mean;
             }
-            i = j + 1;
-        }
+        });
     })
 }
