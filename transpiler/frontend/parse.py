@@ -19,7 +19,7 @@ lowering goes on after an error so that all problems are reported together.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import libcst as cst
@@ -714,6 +714,4 @@ _STRAIGHT_LINE_HELP = (
 
 
 def _respan(e: ir.Expr, span: Span) -> ir.Expr:
-    from dataclasses import replace
-
     return replace(e, span=span)
