@@ -21,10 +21,6 @@ def _truthy_pd(x):
     return (x != 0) & x.notna()
 
 
-def _avg_rank_last(w):
-    return (np.sum(w < w[-1]) + (np.sum(w == w[-1]) + 1) / 2) / len(w)
-
-
 def _pandas_call(op: str, a: list, k: list):
     x = a[0] if a else None
     match op:

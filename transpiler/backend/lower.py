@@ -120,10 +120,10 @@ class _Lowering:
                     seen.setdefault(x.name, x)
         return list(seen.values())
 
-    def map_call(self, lets: list[tuple[str, ir.Expr]], result: ir.Expr) -> str:
-        """`map([leaves], |[..]| { lets; result })` over the leaves the code reads."""
+    def map_call(self, lets: list[tuple[str, ir.Expr]], result: ir.Expr, writes: str) -> str:
+        """`map([leaves], |[..]| { lets; result })` over the leaves the code reads; files
+        its Step (writing `writes`) for explain."""
         leaves = self.leaves([v for _, v in lets] + [result])
-        # (`pending_map` describes this map for explain; the caller files it as a Step.)
         if not leaves:  # a constant: shaped like the node's first argument
             leaves, params = [self.reads[0]], ["_"]
         else:
@@ -137,15 +137,15 @@ class _Lowering:
         self.plan.uses.add("map")
         if any(OPS[op].rust.startswith("s::") for op in ops):
             self.plan.uses.add("s")
-        self.pending_map = (ops, tuple(self.describe(self.panel(x).removeprefix("&")) for x in leaves))
+        reads = tuple(self.describe(self.panel(x).removeprefix("&")) for x in leaves)
+        self.plan.steps.append(Step(writes, "fused map", ops, reads))
         return f"map([{', '.join(self.panel(x) for x in leaves)}], |[{', '.join(params)}]| {closure})"
 
     def materialize(self, e: ir.Expr) -> str:
         if isinstance(e, ir.Ref) or (isinstance(e, ir.Local) and e.name.startswith(_TEMP)):
             return self.panel(e)
         temp = self.fresh("a")
-        self.plan.statements.append((self.names(temp), self.map_call([], e)))
-        self.plan.steps.append(Step(self.names(temp), "fused map", *self.pending_map))
+        self.plan.statements.append((self.names(temp), self.map_call([], e, self.names(temp))))
         return f"&{self.names(temp)}"
 
     # -- the node -----------------------------------------------------------------------
@@ -160,8 +160,7 @@ class _Lowering:
             self.plan.result = self.names(result.name)
             self.plan.steps[-1] = replace(self.plan.steps[-1], writes=self.node.name)
         else:
-            self.plan.result = self.map_call(lets, result)
-            self.plan.steps.append(Step(self.node.name, "fused map", *self.pending_map))
+            self.plan.result = self.map_call(lets, result, self.node.name)
         return self.plan
 
 

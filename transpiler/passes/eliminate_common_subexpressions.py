@@ -24,8 +24,8 @@ from ._rewrite import rewrite_dags
 _MAX_SIZE = 10_000  # expanded trees larger than this are not considered
 
 
-def _expanded_calls(node: ir.Node) -> list[ir.Call]:
-    """Every window or row kernel call of a node, with the node's locals substituted."""
+def _expand(node: ir.Node) -> tuple[list[ir.Call], ir.Expr]:
+    """With the node's locals substituted: its window and row kernel calls, and its value."""
     env: dict[str, ir.Expr] = {}
     found: list[ir.Call] = []
 
@@ -42,8 +42,7 @@ def _expanded_calls(node: ir.Node) -> list[ir.Call]:
 
     for b in node.body:
         env[b.name] = expand(b.value)
-    expand(node.result)
-    return found
+    return found, expand(node.result)
 
 
 def _size(e: ir.Expr) -> int:
@@ -85,13 +84,14 @@ def _dag(dag: ir.Dag) -> ir.Dag:
     order: list[ir.Expr] = []
     whole: dict[ir.Expr, str] = {}  # a call that is some node's entire value -> that node
     for node in dag.nodes:
-        for call in _expanded_calls(node):
+        calls, value = _expand(node)
+        for call in calls:
             if _size(call) > _MAX_SIZE:
                 continue
             if call not in counts:
                 order.append(call)
             counts[call] = counts.get(call, 0) + 1
-        whole.setdefault(_expand_result(node), node.name)
+        whole.setdefault(value, node.name)
     repeated = [c for c in order if counts[c] > 1]
     if not repeated:
         return dag
@@ -111,23 +111,6 @@ def _dag(dag: ir.Dag) -> ir.Dag:
     shared = ir.Node(name, (), key, f"shared by the optimizer: {OPS[key.op].name}(...)", None, private=True)
     nodes = tuple(_replace_calls(n, key, ref) for n in dag.nodes) + (shared,)
     return replace(dag, nodes=nodes)
-
-
-def _expand_result(node: ir.Node) -> ir.Expr:
-    """The node's value with its locals substituted."""
-    env: dict[str, ir.Expr] = {}
-
-    def expand(e: ir.Expr) -> ir.Expr:
-        match e:
-            case ir.Local(name=n):
-                return env[n]
-            case ir.Call(op=op, args=args):
-                return ir.Call(op, tuple(expand(a) for a in args))
-        return e
-
-    for b in node.body:
-        env[b.name] = expand(b.value)
-    return expand(node.result)
 
 
 def eliminate_common_subexpressions(module: ir.Module) -> ir.Module:
