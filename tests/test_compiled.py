@@ -105,7 +105,7 @@ def test_errors_are_python_exceptions_naming_the_input(alpha_rs):
         a.update(open=np.ones((60, 9), dtype=np.int64))
     with pytest.raises(TypeError, match="got a list"):
         a.update(open=[[1.0]])
-    with pytest.raises(errors.ShapeError, match=r"input `close` has shape \(59, 9\), expected \(60, 9\) \(the shape of input `open`"):
+    with pytest.raises(errors.ShapeError, match=r"input `close` has shape \(59, 9\), expected \(T, N\) with T = 60, the size input `open` gives it"):
         a.update(close=inputs["close"][:-1])
     with pytest.raises(ValueError, match=r"shape \(2, 2, 2\), expected a 1-D"):
         a.update(open=np.zeros((2, 2, 2)))

@@ -47,6 +47,15 @@ EXPECTED = {
     "no_dag.py": [(1, 1, "no DAG found", "decorate a class with @dag")],
     "function_form_unknown.py": [(6, 17, "unknown name `f2` in node `f3`", "add `f2` as a parameter of `f3`")],
     "recursive_helper.py": [(2, 12, "helper `_twice` calls itself (_twice -> _twice)", "cannot recurse")],
+    "bad_dims.py": [
+        (8, 10, "an input has 2 dims, this annotation names 3", "Input[\"rows\", \"cols\"]"),
+        (9, 29, "the operands of `+` in node `mixed` have different dims: (T, N) and (N, K)", "same dims"),
+        (10, 29, "`@` in node `inner` multiplies (N, K) by (T, N): the left operand's columns (K) must be",
+         "name it alike"),
+        (11, 32, "the operands of `correlation` in node `windowed` have different dims: (T, N) and (T, K)",
+         "same dims"),
+        (13, 18, "an input's dims are names", "inputs that share a dim name"),
+    ],
     "bad_windows.py": [
         (8, 27, "the window `d` of `ts_mean(x, d)` must be an integer literal >= 1", "ts_mean(x, 10)"),
         (10, 27, "the window `d` of `ts_mean(x, d)` must be an integer literal >= 1", "ts_mean(x, 10)"),

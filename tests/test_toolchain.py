@@ -64,7 +64,8 @@ def test_bad_module_names_are_refused(tmp_path):
     assert proc.returncode == 2 and "must be an ASCII identifier" in proc.stderr
 
 
-@pytest.mark.parametrize("source", [ROOT / "examples" / "alpha.py", FIXTURES / "dags" / "awkward_names.py"])
+@pytest.mark.parametrize("source", [ROOT / "examples" / "alpha.py", FIXTURES / "dags" / "awkward_names.py",
+                                    FIXTURES / "dags" / "factor_model.py"])
 def test_generated_crates_are_rustfmt_and_clippy_clean(tmp_path, source):
     crate = tmp_path / "crate"
     sray_gen("generate", source, "--out", crate, cwd=tmp_path)

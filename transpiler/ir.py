@@ -55,10 +55,23 @@ class Let:
     span: Span | None = field(default=None, compare=False)
 
 
+# The dims of an input declared as plain `Input`: a (time x assets) panel.
+PANEL_DIMS = ("T", "N")
+
+
+def dims_str(dims: tuple[str, ...]) -> str:
+    """("N", "K") -> "(N, K)", for messages."""
+    return "(" + ", ".join(dims) + ")"
+
+
 @dataclass(frozen=True)
 class Input:
+    """An input: a 2-D float64 array whose dims are named (`Input["N", "K"]`); inputs
+    naming the same dim must agree on its size (checked when values are set)."""
+
     name: str
     span: Span = field(compare=False)
+    dims: tuple[str, str] = PANEL_DIMS
 
 
 @dataclass(frozen=True)

@@ -126,6 +126,12 @@ _TABLE += [
     _cs("indneutralize", "x minus the mean of its group g, per row (g: group labels, shaped like x)", ("x", "g")),
 ]
 
+_TABLE += [
+    Op("matmul", ("a", "b"), "linalg", "matmul", "la::matmul({0}, {1})",
+       "matrix product: (m, k) @ (k, n) -> (m, n) (np.matmul; a GEMM in the compiled artifacts)",
+       symbol="@", numpy=("matmul", "dot")),
+]
+
 OPS: dict[str, Op] = {op.name: op for op in _TABLE}
 
 BINARY_SYMBOLS = {op.symbol: op for op in _TABLE if op.symbol and len(op.params) == 2}

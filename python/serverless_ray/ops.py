@@ -345,3 +345,19 @@ __all__ = [
 ]
 for _name in __all__:
     globals()[_name] = _frame_aware(globals()[_name])
+
+
+def matmul(a, b):
+    """`a @ b` of 2-D float64 arrays: (m, k) @ (k, n) -> (m, n), as np.matmul.
+
+    Not wrapped by `_frame_aware` (its result is not shaped like its first argument):
+    with DataFrames the result takes the rows of `a` and the columns of `b`."""
+    out = np.matmul(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
+    if hasattr(a, "index") and hasattr(b, "columns"):
+        import pandas as pd
+
+        return pd.DataFrame(out, index=a.index, columns=b.columns)
+    return out
+
+
+__all__.append("matmul")

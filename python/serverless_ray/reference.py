@@ -24,7 +24,13 @@ from . import errors
 
 
 class Input:
-    """Marks a class attribute of a @dag class as an input: `open: Input`."""
+    """Marks a class attribute of a @dag class as an input: `open: Input` (a time x
+    assets panel), or `loadings: Input["N", "K"]` (named dims; inputs naming the same dim
+    must agree on its size)."""
+
+    def __class_getitem__(cls, dims):
+        # Only the compiler reads the dims, from the source; at run time this is `Input`.
+        return cls
 
 
 def _shape_str(shape) -> str:
@@ -87,17 +93,7 @@ class ReferenceDag:
                 known = ", ".join(f"`{k}`" for k in self._input_names)
                 raise errors.UnknownNameError(f"`{name}` is not an input of DAG `{self._dag.name}`; its inputs are: {known}")
             batch[name] = self._extract(name, value)
-        kept = [n for n in self._input_names if n in self._inputs and n not in batch]
-        ref_name = kept[0] if kept else next(iter(batch), None)
-        if ref_name is not None:
-            ref = self._inputs[ref_name] if kept else batch[ref_name]
-            for name, new in batch.items():
-                if new["value"].shape != ref["value"].shape:
-                    raise errors.ShapeError(
-                        f"input `{name}` has shape {_shape_str(new['given'])}, expected "
-                        f"{_shape_str(ref['given'])} (the shape of input `{ref_name}`; all inputs of "
-                        f"{self._dag.name} share one shape)"
-                    )
+        self._check_dims(batch)
         nxt = self._revision + 1
         changed = False
         for name, new in batch.items():
@@ -110,6 +106,21 @@ class ReferenceDag:
             self._revision = nxt
 
     # -- engine ------------------------------------------------------------------------
+
+    def _check_dims(self, batch: dict) -> None:
+        """Inputs set and kept must agree on the size of every named dim (as the Rust
+        engine checks); a conflict is blamed on an input of `batch`."""
+        dims = {i.name: i.dims for i in self._dag.inputs}
+        kept = [(n, self._inputs[n]) for n in self._input_names if n in self._inputs and n not in batch]
+        bound: dict[str, tuple[int, str]] = {}
+        for name, slot in kept + list(batch.items()):
+            for dim, size in zip(dims[name], slot["value"].shape):
+                want, by = bound.setdefault(dim, (size, name))
+                if want != size:
+                    raise errors.ShapeError(
+                        f"input `{name}` has shape {_shape_str(slot['given'])}, expected "
+                        f"({', '.join(dims[name])}) with {dim} = {want}, the size input `{by}` gives it"
+                    )
 
     def _extract(self, name, value) -> dict:
         if not isinstance(value, np.ndarray):
@@ -132,7 +143,7 @@ class ReferenceDag:
     def _output(self, panel: np.ndarray) -> np.ndarray:
         """A read-only view of a cached value, as compiled modules return."""
         one_d = all(len(s["given"]) == 1 for s in self._inputs.values())
-        view = panel[:, 0] if one_d else panel.view()
+        view = panel[:, 0] if one_d and panel.shape[1] == 1 else panel.view()
         view.flags.writeable = False
         return view
 
@@ -168,7 +179,8 @@ class ReferenceDag:
             cached["verified_at"] = self._revision
             return
         start = time.perf_counter()
-        value = evaluate_node(node, {r.name: self._slot(r)["value"] for r in _refs(node)}, self._shape())
+        values = {r.name: self._slot(r)["value"] for r in _refs(node)}
+        value = evaluate_node(node, values, next(iter(values.values())).shape)
         st = self._stats[name]
         st["computes"] += 1
         st["seconds"] += time.perf_counter() - start
@@ -177,9 +189,6 @@ class ReferenceDag:
             cached["verified_at"] = self._revision
             return
         self._cache[name] = {"value": value, "changed_at": self._revision, "verified_at": self._revision}
-
-    def _shape(self):
-        return next(iter(self._inputs.values()))["value"].shape
 
     def __repr__(self) -> str:
         return f"<reference {self._dag.name}: inputs {self._input_names}, nodes {self._order}>"
@@ -218,7 +227,9 @@ def evaluate_node(node, values: dict[str, np.ndarray], shape) -> np.ndarray:
         for b in node.body:
             env[b.name] = ev(b.value, env)
         result = ev(node.result, env)
-    return np.array(np.broadcast_to(result, shape), dtype=np.float64, copy=True)
+    if np.ndim(result) == 0:  # a constant node: shaped like the first value it reads, as compiled
+        result = np.broadcast_to(result, shape)
+    return np.array(result, dtype=np.float64, copy=True)
 
 
 def load(path: str | Path, name: str | None = None) -> type[ReferenceDag]:

@@ -45,6 +45,9 @@ pub struct NodeSpec {
 pub struct GraphSpec {
     pub name: &'static str,
     pub inputs: &'static [&'static str],
+    /// The named dims (rows, columns) of each input: inputs naming the same dim must
+    /// agree on its size. A time x assets panel is `["T", "N"]`.
+    pub input_dims: &'static [[&'static str; 2]],
     /// Topologically ordered: a node only reads slots of inputs and earlier nodes.
     pub nodes: &'static [NodeSpec],
     /// Node indices grouped by topological level (level 0 reads only inputs).
@@ -168,51 +171,26 @@ impl Engine {
         &self.stats
     }
 
-    /// The shape outputs are returned in: `[T]` when every given input was 1-D,
-    /// else `[T, N]`; `None` before any input is set.
-    pub fn output_shape(&self) -> Option<Vec<usize>> {
-        let given: Vec<&InputSlot> = self.inputs.iter().flatten().collect();
-        let first = given.first()?;
-        if given.iter().all(|s| s.given_shape.len() == 1) {
-            Some(vec![first.value.nrows()])
-        } else {
-            Some(first.value.shape().to_vec())
-        }
+    /// Whether values are handed out 1-D: every input set so far was given 1-D (a (T,)
+    /// array, held as a (T, 1) panel). `None` before any input is set.
+    pub fn one_d(&self) -> Option<bool> {
+        let mut given = self.inputs.iter().flatten().peekable();
+        given.peek()?;
+        Some(given.all(|s| s.given_shape.len() == 1))
+    }
+
+    /// The shape each input was given, by input index (`None` for an input not set).
+    pub fn input_shapes(&self) -> Vec<Option<&[usize]>> {
+        self.inputs
+            .iter()
+            .map(|s| s.as_ref().map(|s| s.given_shape.as_slice()))
+            .collect()
     }
 
     /// Sets several inputs at once. Either all are applied or, on a shape error, none.
     /// An input set to a value bitwise equal to its current one counts as unchanged.
     pub fn set_inputs(&mut self, batch: Vec<(usize, InputValue)>) -> Result<()> {
-        // The shape every input must share: that of an input this batch keeps, else the
-        // first one it sets.
-        let reference = (0..self.inputs.len())
-            .filter(|i| !batch.iter().any(|(j, _)| j == i))
-            .find_map(|i| {
-                self.inputs[i]
-                    .as_ref()
-                    .map(|s| (i, s.value.dim(), s.given_shape.clone()))
-            })
-            .or_else(|| {
-                batch
-                    .first()
-                    .map(|(i, v)| (*i, v.panel.dim(), v.given_shape.clone()))
-            });
-        if let Some((ref_index, ref_dim, ref_given)) = reference {
-            for (i, v) in &batch {
-                if v.panel.dim() != ref_dim {
-                    return Err(Error::Shape {
-                        input: self.spec.inputs[*i].to_string(),
-                        expected: format!(
-                            "{} (the shape of input `{}`; all inputs of {} share one shape)",
-                            shape_str(&ref_given),
-                            self.spec.inputs[ref_index],
-                            self.spec.name
-                        ),
-                        actual: shape_str(&v.given_shape),
-                    });
-                }
-            }
-        }
+        self.check_dims(&batch)?;
         let next = self.revision + 1;
         let mut changed = false;
         for (i, v) in batch {
@@ -234,6 +212,43 @@ impl Engine {
         }
         if changed {
             self.revision = next;
+        }
+        Ok(())
+    }
+
+    /// Checks that the inputs `batch` sets and those it keeps agree on the size of every
+    /// named dim of [`GraphSpec::input_dims`]; a conflict is blamed on an input of `batch`.
+    fn check_dims(&self, batch: &[(usize, InputValue)]) -> Result<()> {
+        let kept = (0..self.inputs.len())
+            .filter(|i| !batch.iter().any(|(j, _)| j == i))
+            .filter_map(|i| {
+                self.inputs[i]
+                    .as_ref()
+                    .map(|s| (i, s.value.dim(), &s.given_shape))
+            });
+        let given = batch
+            .iter()
+            .map(|(i, v)| (*i, v.panel.dim(), &v.given_shape));
+        // (dim name, size, input that fixed it)
+        let mut bound: Vec<(&str, usize, usize)> = Vec::new();
+        for (i, (rows, cols), given_shape) in kept.chain(given) {
+            for (dim, size) in self.spec.input_dims[i].into_iter().zip([rows, cols]) {
+                match bound.iter().find(|b| b.0 == dim) {
+                    Some(&(_, want, by)) if want != size => {
+                        let [d0, d1] = self.spec.input_dims[i];
+                        return Err(Error::Shape {
+                            input: self.spec.inputs[i].to_string(),
+                            expected: format!(
+                                "({d0}, {d1}) with {dim} = {want}, the size input `{}` gives it",
+                                self.spec.inputs[by]
+                            ),
+                            actual: shape_str(given_shape),
+                        });
+                    }
+                    Some(_) => {}
+                    None => bound.push((dim, size, i)),
+                }
+            }
         }
         Ok(())
     }
@@ -479,6 +494,7 @@ mod tests {
     static SEED: GraphSpec = GraphSpec {
         name: "Seed",
         inputs: &["a", "d"],
+        input_dims: &[["T", "N"], ["T", "N"]],
         nodes: &[
             NodeSpec {
                 name: "A",
@@ -605,6 +621,7 @@ mod tests {
     static PAIR: GraphSpec = GraphSpec {
         name: "Pair",
         inputs: &["x"],
+        input_dims: &[["T", "N"]],
         nodes: &[
             NodeSpec {
                 name: "left",

@@ -8,6 +8,7 @@
 //!   early cutoff and per-node statistics;
 //! - [`kernels`]: elementwise maps, one fused loop split across threads;
 //! - [`ts`], [`cs`]: time-series and cross-sectional kernels, over the drivers of [`layout`];
+//! - `linalg` (feature `linalg`): `a @ b`, a pure-Rust GEMM;
 //! - [`scalar`]: the scalar meaning of each elementwise op of shared/OPS.md;
 //! - [`error`]: the one error enum of the runtime;
 //! - `python` (feature `python`): numpy conversion and exception mapping for PyO3 modules.
@@ -17,6 +18,8 @@ pub mod engine;
 pub mod error;
 pub mod kernels;
 pub mod layout;
+#[cfg(feature = "linalg")]
+pub mod linalg;
 pub mod pool;
 pub mod scalar;
 pub mod ts;

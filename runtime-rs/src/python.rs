@@ -134,7 +134,8 @@ impl Drop for CachedValue {
 
 /// A read-only numpy view of a cached value: no copy, and the cache cannot be corrupted
 /// by writing to a result (`.copy()` it to modify).
-fn to_numpy(py: Python<'_>, value: &Arc<Panel>, output_shape: &[usize]) -> PyResult<Py<PyAny>> {
+/// A single-column value is handed out 1-D when the inputs were given 1-D (`one_d`).
+fn to_numpy(py: Python<'_>, value: &Arc<Panel>, one_d: bool) -> PyResult<Py<PyAny>> {
     let owner = Bound::new(
         py,
         CachedValue {
@@ -143,7 +144,7 @@ fn to_numpy(py: Python<'_>, value: &Arc<Panel>, output_shape: &[usize]) -> PyRes
     )?
     .into_any();
     // SAFETY: `owner` holds an `Arc` of the panel, so the memory viewed outlives the array.
-    let array = if output_shape.len() == 1 {
+    let array = if one_d && value.ncols() == 1 {
         let column = value.index_axis(Axis(1), 0);
         unsafe { PyArray1::borrow_from_array(&column, owner) }.into_any()
     } else {
@@ -158,8 +159,8 @@ pub fn compute(py: Python<'_>, engine: &mut Engine, nodes: &[usize]) -> PyResult
     let values = py
         .detach(|| engine.compute(nodes))
         .map_err(|e| to_pyerr(py, e))?;
-    let shape = engine.output_shape().unwrap_or_default();
-    values.iter().map(|v| to_numpy(py, v, &shape)).collect()
+    let one_d = engine.one_d().unwrap_or(false);
+    values.iter().map(|v| to_numpy(py, v, one_d)).collect()
 }
 
 /// `compute(["f1", "f3"])`: a dict name -> array, every name checked before any work.
@@ -205,19 +206,24 @@ pub fn compute_one(py: Python<'_>, engine: &mut Engine, node: usize) -> PyResult
     Ok(compute(py, engine, &[node])?.remove(0))
 }
 
-/// `<Alpha: inputs open, close (set: open); nodes f1, f2, f3>`.
+/// `<Alpha (compiled): inputs open (100, 5), close (100, 5), high, low; nodes f1, f2>`:
+/// the shape of each input that is set.
 pub fn repr(engine: &Engine) -> String {
     let spec = engine.spec();
-    let shape = engine
-        .output_shape()
-        .map(|s| format!(", shape {}", shape_str(&s)))
-        .unwrap_or_default();
+    let inputs: Vec<String> = spec
+        .inputs
+        .iter()
+        .zip(engine.input_shapes())
+        .map(|(name, shape)| match shape {
+            Some(shape) => format!("{name} {}", shape_str(shape)),
+            None => name.to_string(),
+        })
+        .collect();
     let nodes: Vec<&str> = spec.public_nodes().map(|n| n.name).collect();
     format!(
-        "<{} (compiled): inputs {}{}; nodes {}>",
+        "<{} (compiled): inputs {}; nodes {}>",
         spec.name,
-        spec.inputs.join(", "),
-        shape,
+        inputs.join(", "),
         nodes.join(", ")
     )
 }

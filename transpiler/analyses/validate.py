@@ -1,5 +1,5 @@
 """Graph-level checks that need the whole DAG: cycles, nodes that cannot be computed,
-and names the generated module cannot carry.
+names the generated module cannot carry, and operands whose dims disagree.
 
 Name-level problems (unknown names, unsupported syntax) are found by the frontend; this
 adds what only the graph shows. Every check returns diagnostics; nothing raises.
@@ -12,6 +12,7 @@ import networkx as nx
 from .. import ir
 from ..diagnostics import Diagnostic, Note
 from .graph import dependency_graph
+from .shapes import infer_dims
 
 # Methods of every generated DAG class; a node cannot take one of these names.
 RESERVED_NAMES = frozenset({"cal", "compute", "update", "stats", "nodes", "inputs", "schedule"})
@@ -23,8 +24,8 @@ def validate(module: ir.Module, broken: dict[str, set[str]]) -> list[Diagnostic]
         cycles = check_cycles(dag)
         blocked = check_broken_dependencies(dag, broken.get(dag.name, set()))
         out += cycles + blocked + check_reserved_names(dag)
-        if not cycles and not blocked:  # else "reads no input" would only add noise
-            out += check_reads_an_input(dag)
+        if not cycles and not blocked:  # else these would only add noise
+            out += check_reads_an_input(dag) + infer_dims(dag)[1]
     return out
 
 

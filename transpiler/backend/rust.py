@@ -34,7 +34,7 @@ class NodeCtx:
     deps: list[int]  # slots read, in kernel-argument order
     statements: list[tuple[str, str]]  # `let ident = expression;` before the result
     result: str  # the kernel's returned Panel
-    uses: set[str]  # runtime items the kernel uses (map, s, ts, cs)
+    uses: set[str]  # runtime items the kernel uses (map, s, ts, cs, la)
     doc: str
     private: bool
 
@@ -45,10 +45,11 @@ class DagCtx:
     module: str  # Rust module (file) name
     rust_type: str
     inputs: list[str]
+    input_dims: list[tuple[str, str]]  # the named dims of each input
     nodes: list[NodeCtx]
     levels: list[list[int]]
     doc: str
-    uses: set[str]  # runtime items any kernel uses, so that no import goes unused
+    uses: set[str]  # runtime items any kernel uses (map, s, ts, cs, la), so that no import goes unused
 
 
 def _node_ctx(node: ir.Node, index: int, slots: dict[str, int], fns, methods, py_methods) -> NodeCtx:
@@ -82,6 +83,7 @@ def dag_context(dag: ir.Dag, module_names: IdentAllocator, type_names: IdentAllo
         module=module_names(dag.name, "dag_" + dag.name.lower()),
         rust_type=type_names(dag.name, camel(dag.name)),
         inputs=[i.name for i in dag.inputs],
+        input_dims=[i.dims for i in dag.inputs],
         nodes=nodes,
         levels=[sorted(index[n] for n in level) for level in levels(dag)],
         doc=dag.doc,
@@ -115,6 +117,8 @@ def render_crate(module: ir.Module, crate_name: str) -> dict[str, str]:
         "source": Path(module.file).name,
         "runtime_path": json.dumps(str(runtime_dir())),
         "pyo3_version": PYO3_VERSION,
+        # Optional parts of the runtime this crate needs: faer only when a DAG uses `@`.
+        "runtime_features": ["linalg"] if any("la" in d.uses for d in dags) else [],
     }
     files = {
         "Cargo.toml": env.get_template("Cargo.toml.j2").render(ctx),

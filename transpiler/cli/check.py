@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .. import ir
 from ..analyses.graph import levels, node_dependencies
+from ..analyses.shapes import infer_dims
 from ..driver import parse_checked
 
 
@@ -15,12 +16,16 @@ def summary(module: ir.Module) -> str:
         lines.append(
             f"DAG {dag.name} ({dag.form} form): {len(dag.inputs)} inputs, {len(dag.nodes)} nodes, {len(lv)} levels"
         )
-        lines.append("  inputs: " + ", ".join(i.name for i in dag.inputs))
+        # Dims are shown where they are not the default (T, N) panel's.
+        dims, _ = infer_dims(dag)
+        shown = {n: "" if d == ir.PANEL_DIMS else " " + ir.dims_str(d) for n, d in dims.items()}
+        lines.append("  inputs: " + ", ".join(i.name + shown.get(i.name, "") for i in dag.inputs))
         lines.append("  nodes:")
-        width = max(len(n.name) for n in dag.nodes)
+        labels = {n.name: n.name + shown.get(n.name, "") for n in dag.nodes}
+        width = max(len(label) for label in labels.values())
         for n in dag.nodes:
             doc = f"  # {n.doc.splitlines()[0]}" if n.doc else ""
-            lines.append(f"    {n.name:<{width}} <- {', '.join(deps[n.name])}{doc}")
+            lines.append(f"    {labels[n.name]:<{width}} <- {', '.join(deps[n.name])}{doc}")
         lines.append("  levels:")
         for k, level in enumerate(lv):
             lines.append(f"    {k}: {', '.join(level)}")

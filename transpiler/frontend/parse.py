@@ -41,6 +41,7 @@ from ..optable import (
 
 _BINARY = {
     cst.Add: "+",
+    cst.MatrixMultiply: "@",
     cst.Subtract: "-",
     cst.Multiply: "*",
     cst.Divide: "/",
@@ -64,6 +65,7 @@ _AUGMENTED = {
     cst.PowerAssign: "**",
     cst.BitAndAssign: "&",
     cst.BitOrAssign: "|",
+    cst.MatrixMultiplyAssign: "@",
 }
 
 
@@ -218,12 +220,13 @@ class _ModuleParser:
             return
         if isinstance(s, cst.AnnAssign) and isinstance(s.target, cst.Name):
             name = s.target.value
-            annotation = dotted(s.annotation.annotation)
-            if annotation is None or annotation.split(".")[-1] != "Input":
+            dims = self._input_dims(s.annotation.annotation)
+            if dims is None:
                 self.error(
                     s.annotation.annotation,
                     f"class attribute `{name}` of DAG `{dag}` must be annotated `Input`",
-                    f"declare inputs as `{name}: Input`; constants belong inside the nodes that use them",
+                    f"declare inputs as `{name}: Input` (a time x assets panel) or `{name}: Input[\"N\", \"K\"]` "
+                    "(named dims); constants belong inside the nodes that use them",
                 )
             elif s.value is not None:
                 self.error(s.value, f"input `{name}` cannot have a default value", f"write `{name}: Input`")
@@ -234,10 +237,36 @@ class _ModuleParser:
                     "remove one of the declarations",
                     [Note(inputs[name].span, "first declared here")],
                 )
-            else:
-                inputs[name] = ir.Input(name, self.span(s.target))
+            elif dims:
+                inputs[name] = ir.Input(name, self.span(s.target), dims)
             return
         self.error(s, f"unsupported statement in DAG class `{dag}`", _CLASS_BODY_HELP)
+
+    def _input_dims(self, annotation: cst.BaseExpression) -> tuple[str, str] | tuple[()] | None:
+        """The dims of an input annotation: `Input` -> ("T", "N"); `Input["N", "K"]` ->
+        ("N", "K"). None when it is no `Input` annotation; () after reporting bad dims."""
+        base = annotation.value if isinstance(annotation, cst.Subscript) else annotation
+        if (dotted(base) or "").split(".")[-1] != "Input":
+            return None
+        if not isinstance(annotation, cst.Subscript):
+            return ir.PANEL_DIMS
+        dims = []
+        for element in annotation.slice:
+            index = element.slice
+            value = index.value if isinstance(index, cst.Index) else None
+            if isinstance(value, cst.SimpleString) and value.evaluated_value.isidentifier():
+                dims.append(value.evaluated_value)
+            elif isinstance(value, cst.Name):
+                dims.append(value.value)
+            else:
+                self.error(element, "an input's dims are names, like `Input[\"T\", \"N\"]`",
+                           "name each dim; inputs that share a dim name must agree on its size")
+                return ()
+        if len(dims) != 2:
+            self.error(annotation, f"an input has 2 dims, this annotation names {len(dims)}",
+                       "write `Input[\"rows\", \"cols\"]`; every value is a 2-D float64 array")
+            return ()
+        return (dims[0], dims[1])
 
     # -- function form ---------------------------------------------------------------
 
@@ -258,7 +287,14 @@ class _ModuleParser:
         for fn in everything.values():
             for p in self._plain_params(fn, skip_first=False):
                 if p.name.value not in everything:
-                    inputs.setdefault(p.name.value, ir.Input(p.name.value, self.span(p.name)))
+                    dims = self._param_dims(p)
+                    known = inputs.get(p.name.value)
+                    if known is None:
+                        inputs[p.name.value] = ir.Input(p.name.value, self.span(p.name), dims)
+                    elif p.annotation is not None and dims != known.dims:
+                        self.error(p.annotation, f"input `{p.name.value}` has dims {ir.dims_str(dims)} here, "
+                                   f"{ir.dims_str(known.dims)} elsewhere", "annotate it the same way everywhere",
+                                   [Note(known.span, "first annotated here")])
         scope = _Scope(inputs=set(inputs), nodes=set(everything), helpers=helpers, form="function")
         nodes = [
             n
@@ -270,6 +306,16 @@ class _ModuleParser:
 
     def _dag_name(self) -> str:
         return camel_case(Path(self.filename).stem)
+
+    def _param_dims(self, p: cst.Param) -> tuple[str, str]:
+        """Dims of a function-form input parameter: `w: Input["N", "K"]`, else a panel."""
+        if p.annotation is None:
+            return ir.PANEL_DIMS
+        dims = self._input_dims(p.annotation.annotation)
+        if dims is None:
+            self.error(p.annotation, f"parameter `{p.name.value}` is annotated, but not with `Input`",
+                       "annotate inputs with `Input[\"rows\", \"cols\"]` or leave them unannotated")
+        return dims or ir.PANEL_DIMS
 
     def _plain_params(self, fn: cst.FunctionDef, skip_first: bool) -> list[cst.Param]:
         """Positional parameters; reports `*args`, `**kwargs`, keyword-only and defaults."""
@@ -486,7 +532,7 @@ class _Lowerer:
                 left, right = self.expr(e.left, env), self.expr(e.right, env)
                 if symbol is None:
                     self.p.error(e.operator, f"operator `{e.operator.__class__.__name__}` is not supported",
-                                 "the supported operators are + - * / ** & | ~ < <= > >= == != (see shared/OPS.md)")
+                                 "the supported operators are + - * / ** @ & | ~ < <= > >= == != (see shared/OPS.md)")
                     return None
                 if left is None or right is None:
                     return None

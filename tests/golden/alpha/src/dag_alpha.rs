@@ -25,6 +25,7 @@ use std::sync::Arc;
 pub static SPEC: GraphSpec = GraphSpec {
     name: "Alpha",
     inputs: &["open", "close", "high", "low"],
+    input_dims: &[["T", "N"], ["T", "N"], ["T", "N"], ["T", "N"]],
     nodes: &[
         NodeSpec {
             name: "f1",
