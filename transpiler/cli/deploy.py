@@ -18,14 +18,16 @@ Create or update an AWS Lambda function from a DAG file's Lambda artifact, publi
 version and point an alias (default `live`) at it.
 
 The artifact is dist/<module>-lambda.zip built from FILE (as `sray-gen build FILE
---target lambda` does), or an existing zip given with --zip. A second deploy with nothing
-changed publishes nothing. Zips over the direct upload limit (50 MB) go through S3
-(--bucket), under sray-gen/<function>/<sha256>.zip.
+--target lambda` does), or an existing zip given with --zip. With --worker it is the
+generic Python worker of the Ray-like API, packaged into dist/serverless_ray-worker.zip.
+A second deploy with nothing changed publishes nothing. Zips over the direct upload limit
+(50 MB) go through S3 (--bucket), under sray-gen/<function>/<sha256>.zip.
 
 Region, profile, credentials and endpoint come from the usual AWS environment
 (AWS_REGION, AWS_PROFILE, AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL, ~/.aws/config) unless
---region / --profile say otherwise. Every option but FILE, --zip, --dry-run and --json can
-be set in [tool.sray.deploy] of pyproject.toml (see docs/deploy.md); flags win.
+--region / --profile say otherwise. The function's options (not FILE, --zip, --worker,
+--dry-run, --json) can be set in [tool.sray.deploy] of pyproject.toml (see docs/deploy.md);
+flags win.
 """
 
 EPILOG = """\
@@ -33,6 +35,7 @@ examples:
   sray-gen deploy examples/alpha.py --function-name alpha --create-role
   sray-gen deploy --zip dist/alpha_rs-lambda.zip --function-name alpha --role arn:aws:iam::123456789012:role/r
   sray-gen deploy examples/alpha.py --function-name alpha --memory 2048 --env RUST_LOG=info --dry-run
+  sray-gen deploy --worker --bundle-numpy --function-name sray-worker --create-role --bucket my-data
   sray-gen destroy --function-name alpha
 """
 
@@ -43,6 +46,15 @@ def add_parser(sub) -> None:
     p.add_argument("file", nargs="?", help="a DAG file; its Lambda artifact is built, then deployed")
     p.add_argument("--zip", type=Path, help="deploy this zip instead of building one (needs an executable "
                                            "`bootstrap` at its root)")
+    p.add_argument("--worker", action="store_true",
+                   help="deploy the generic Python worker of the Ray-like API (serverless_ray + cloudpickle, "
+                        "python3.11, handler serverless_ray.lambda_worker.handler) instead of a DAG file")
+    p.add_argument("--bundle-numpy", dest="bundle_numpy", action="store_true",
+                   help="with --worker: put numpy's manylinux wheel for python3.11 x86_64 in the zip (pip "
+                        "fetches it from PyPI); otherwise pass --layer ARN of a layer providing numpy")
+    p.add_argument("--worker-package", dest="worker_package", type=Path, metavar="DIR",
+                   help="with --worker: package this serverless_ray source directory instead of the "
+                        "installed one")
     p.add_argument("--name", help="module name of the artifact built from FILE (default: the file's stem + `_rs`)")
     p.add_argument("--dist", help="where the built zip is left (default: dist/)")
     p.add_argument("--function-name", dest="function_name", help="the Lambda function's name")
@@ -83,9 +95,41 @@ def settings_from(args):
     return resolve(flags)
 
 
-def artifact_from(args, echo):
+def worker_artifact_from(args, settings, echo):
+    from ..deploy.artifact import worker_artifact
+    from ..deploy.worker import build_worker_zip
+
+    if args.file:
+        raise DeployError("--worker deploys the Python worker, not a DAG file: drop FILE")
+    if args.zip:
+        artifact = worker_artifact(args.zip)
+        import zipfile
+
+        with zipfile.ZipFile(args.zip) as zf:
+            has_numpy = "numpy/__init__.py" in zf.namelist()
+    else:
+        has_numpy = args.bundle_numpy
+        if not has_numpy and not settings.layers:
+            raise DeployError("the worker imports numpy, which is not pure Python and not in Lambda's python3.11 "
+                              "runtime: pass --bundle-numpy to put numpy's manylinux wheel in the zip, or --layer "
+                              "ARN of a layer that provides it (e.g. AWS's AWSSDKPandas-Python311)")
+        dist = Path(args.dist or pyproject_settings(Path.cwd()).get("dist", "dist"))
+        path = build_worker_zip(dist, package=args.worker_package, bundle_numpy=args.bundle_numpy,
+                                echo=echo)
+        artifact = worker_artifact(path)
+    if not has_numpy and not settings.layers:
+        raise DeployError(f"{args.zip} has no numpy and no --layer is given: the worker would fail to import; "
+                          "pass --layer ARN of a layer that provides numpy, or rebuild with --bundle-numpy")
+    return artifact
+
+
+def artifact_from(args, settings, echo):
     from ..deploy.artifact import bootstrap_artifact
 
+    if args.worker:
+        return worker_artifact_from(args, settings, echo)
+    if args.bundle_numpy or args.worker_package:
+        raise DeployError("--bundle-numpy and --worker-package only go with --worker")
     if args.zip:
         if args.file:
             raise DeployError("pass either FILE (to build its artifact) or --zip PATH, not both")
@@ -119,7 +163,7 @@ def run_args(args) -> int:
         print(line, file=out, flush=True)
 
     settings = settings_from(args)
-    artifact = artifact_from(args, echo)
+    artifact = artifact_from(args, settings, echo)
     aws = connect(settings.region, settings.profile)
     echo(f"reading the current state of {settings.function_name} ({aws.endpoint('lambda')})")
     plan = make_plan(aws, settings, artifact)
