@@ -452,7 +452,7 @@ def test_conflicts_are_retried_with_backoff_and_other_errors_are_not():
     def error(code):
         return ClientError({"Error": {"Code": code, "Message": "m"}}, "UpdateFunctionConfiguration")
 
-    outcomes = [error("ResourceConflictException"), error("TooManyRequestsException"), "done"]
+    outcomes = [error("ResourceConflictException"), error("ResourceConflictException"), "done"]
     slept = []
 
     def call():
@@ -467,6 +467,10 @@ def test_conflicts_are_retried_with_backoff_and_other_errors_are_not():
     outcomes[:] = [error("InvalidParameterValueException"), "done"]
     with pytest.raises(ClientError):
         retry_conflicts(call, what="t", sleep=slept.append)
+    assert outcomes == ["done"]
+    # `also` widens what is retried (a role Lambda cannot assume yet, right after creating it).
+    outcomes[:] = [error("InvalidParameterValueException"), "done"]
+    assert retry_conflicts(call, what="t", also=lambda e: True, sleep=slept.append) == "done"
     outcomes[:] = [error("ResourceConflictException")] * 3
     with pytest.raises(ClientError):
         retry_conflicts(call, what="t", tries=3, sleep=slept.append)

@@ -21,7 +21,6 @@ RETRIES = {"mode": "standard", "max_attempts": 8}
 def _boto3():
     try:
         import boto3
-        import botocore  # noqa: F401
     except ImportError:
         raise DeployError("boto3 is not installed: python -m pip install boto3") from None
     return boto3
@@ -72,7 +71,8 @@ def connect(region: str | None = None, profile: str | None = None) -> Aws:
     except ProfileNotFound as e:
         profile = e.kwargs.get("profile", profile)
         raise DeployError(f"AWS profile `{profile}` is not in ~/.aws/config or ~/.aws/credentials: "
-                          "pass an existing --profile (or fix AWS_PROFILE), or set up the profile with `aws configure --profile NAME`") from None
+                          "pass an existing --profile (or fix AWS_PROFILE), or set up the profile with "
+                          "`aws configure --profile NAME`") from None
     if not session.region_name:
         raise DeployError("no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION), pass --region, "
                           "or set region in [tool.sray.deploy]")
@@ -94,8 +94,9 @@ def is_missing(e) -> bool:
 @contextlib.contextmanager
 def errors(doing: str):
     """Turns botocore errors raised while `doing` into DeployErrors with a next step."""
+    from boto3.exceptions import S3UploadFailedError
     from botocore.exceptions import (ClientError, EndpointConnectionError, NoCredentialsError,
-                                     PartialCredentialsError, TokenRetrievalError)
+                                     PartialCredentialsError, TokenRetrievalError, WaiterError)
 
     try:
         yield
@@ -105,6 +106,15 @@ def errors(doing: str):
     except EndpointConnectionError as e:
         raise DeployError(f"{doing}: cannot reach {e.kwargs.get('endpoint_url')}; check the network, the region, "
                           "and AWS_ENDPOINT_URL if you set it") from None
+    except WaiterError as e:
+        last = e.last_response or {}
+        cfg = last.get("Configuration", last)
+        reason = cfg.get("StateReason") or cfg.get("LastUpdateStatusReason") or e.kwargs.get("reason", str(e))
+        raise DeployError(f"{doing}: gave up waiting ({reason}); see the function's state with "
+                          "`aws lambda get-function`, fix what the reason names, and run deploy again") from None
+    except S3UploadFailedError as e:
+        raise DeployError(f"{doing}: the upload to S3 failed ({e}); check the bucket's region and your "
+                          "s3:PutObject / s3:PutObjectTagging permissions, then run deploy again") from None
     except ClientError as e:
         c, msg = code(e), e.response.get("Error", {}).get("Message", str(e))
         if c in {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "403"}:
@@ -121,7 +131,7 @@ def retry_conflicts(call, *, what: str, tries: int = 12, first_delay: float = 0.
                     also=None, sleep=time.sleep):
     """Calls `call()`, retrying while Lambda answers ResourceConflictException (an update of
     the function is still in progress) or `also(e)` holds, with exponential backoff and
-    jitter. Other errors are raised at once."""
+    jitter. Other errors are raised at once (throttling was already retried by botocore)."""
     from botocore.exceptions import ClientError
 
     delay = first_delay
@@ -129,7 +139,7 @@ def retry_conflicts(call, *, what: str, tries: int = 12, first_delay: float = 0.
         try:
             return call()
         except ClientError as e:
-            if attempt == tries - 1 or not (code(e) in {"ResourceConflictException", "TooManyRequestsException"}
+            if attempt == tries - 1 or not (code(e) == "ResourceConflictException"
                                             or (also is not None and also(e))):
                 raise
             sleep(delay * (0.5 + random.random() / 2))

@@ -103,7 +103,7 @@ class DeployPlan:
                  f"  artifact   {a.path} ({_size(a.size)}, sha256 {a.sha256})",
                  f"  runtime    {a.runtime} {a.architecture}, handler {a.handler}, {s.memory} MB, {s.timeout} s",
                  f"  role       {self.role_arn}" + (" (managed by sray-gen)" if self.role_name else ""),
-                 f"  code       " + (f"through s3://{s.bucket}/{self.s3_key}" if self.s3_key
+                 "  code       " + (f"through s3://{s.bucket}/{self.s3_key}" if self.s3_key
                                      else "uploaded directly in the request")]
         if self.current is None:
             lines.append("  current    the function does not exist")

@@ -114,20 +114,24 @@ def check(s: DeploySettings) -> None:
     if s.role and s.create_role:
         raise DeployError("both a role and create-role are set: pass either --role ARN or --create-role")
     if s.bucket is not None and not _BUCKET.match(str(s.bucket)):
-        raise DeployError(f"bucket `{s.bucket}` is not a valid S3 bucket name (3-63 lowercase letters, digits, `.`, `-`)")
+        raise DeployError(f"bucket `{s.bucket}` is not a valid S3 bucket name "
+                          "(3-63 lowercase letters, digits, `.`, `-`)")
     for name, lo, hi, unit in (("memory", 128, 10240, "MB"), ("timeout", 1, 900, "seconds")):
         value = getattr(s, name)
         if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
             raise DeployError(f"{name} must be an integer from {lo} to {hi} {unit}, got {value!r}")
-    if isinstance(s.direct_upload_limit, bool) or not isinstance(s.direct_upload_limit, int) or s.direct_upload_limit < 0:
+    limit = s.direct_upload_limit
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
         raise DeployError(f"direct-upload-limit must be a number of bytes >= 0, got {s.direct_upload_limit!r}")
     for key, value in s.env.items():
         if not _ENV_KEY.match(key):
-            raise DeployError(f"environment variable name `{key}` is invalid: letters, digits and `_`, starting with a letter")
+            raise DeployError(f"environment variable name `{key}` is invalid: letters, digits and `_`, "
+                              "starting with a letter")
         if key in RESERVED_ENV:
             raise DeployError(f"environment variable `{key}` is reserved by Lambda (it sets it itself); remove it")
         if not isinstance(value, str):
-            raise DeployError(f"environment variable `{key}` must be a string, got {value!r}; quote it in pyproject.toml")
+            raise DeployError(f"environment variable `{key}` must be a string, got {value!r}; "
+                              "quote it in pyproject.toml")
     for key, value in s.tags.items():
         if key.lower().startswith(("aws:", "sray:")):
             raise DeployError(f"tag `{key}`: the prefixes `aws:` and `sray:` are reserved; rename the tag")
