@@ -589,3 +589,22 @@ def np_version() -> str:
     import numpy
 
     return numpy.__version__
+
+
+def test_region_flag_and_retry_configuration(aws, capsys, lambda_zip, monkeypatch):
+    from sray_transpiler.deploy.aws import RETRIES, connect
+
+    rc, out, err = sray(capsys, "deploy", "--zip", lambda_zip, "--function-name", "elsewhere", "--create-role",
+                        "--region", "eu-west-1", "--json")
+    assert rc == 0, err
+    assert json.loads(out)["function_arn"] == f"arn:aws:lambda:eu-west-1:{ACCOUNT}:function:elsewhere"
+    assert not aws.function_exists("elsewhere")  # not in the environment's region (us-east-1)
+    assert sray(capsys, "destroy", "--function-name", "elsewhere", "--region", "eu-west-1")[0] == 0
+
+    # botocore retries throttling and transient errors in standard mode with backoff...
+    assert connect().client("lambda").meta.config.retries == RETRIES
+    # ...unless the user's AWS_RETRY_MODE / AWS_MAX_ATTEMPTS say otherwise.
+    monkeypatch.setenv("AWS_RETRY_MODE", "adaptive")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "3")
+    client = connect().client("lambda")
+    assert client.meta.config.retries["mode"] == "adaptive" and client.meta.config.retries["total_max_attempts"] == 3
