@@ -7,7 +7,8 @@ import sys
 
 from ..diagnostics import CompileError
 from ..toolchain.crate import ToolchainError
-from . import build, check, explain, generate, ops
+from ..deploy.errors import DeployError
+from . import build, check, deploy, destroy, explain, generate, ops
 from .config import make_config
 
 DESCRIPTION = """\
@@ -30,7 +31,8 @@ examples:
   sray-gen ops                            list the ops and how to spell them
 """
 
-COMMANDS = {"check": check, "explain": explain, "generate": generate, "build": build, "ops": ops}
+COMMANDS = {"check": check, "explain": explain, "generate": generate, "build": build, "ops": ops,
+            "deploy": deploy, "destroy": destroy}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -61,6 +63,8 @@ def parser() -> argparse.ArgumentParser:
             g.add_argument("--debug", dest="release", action="store_false", default=None,
                            help="unoptimized build (faster to compile, slow to run)")
             g.add_argument("-v", "--verbose", action="store_true", default=None, help="show all compiler output")
+    deploy.add_parser(sub)
+    destroy.add_parser(sub)
     return p
 
 
@@ -68,13 +72,17 @@ def main(argv=None) -> int:
     args = parser().parse_args(argv)
     config = make_config(args)
     try:
-        return COMMANDS[args.command].run(config)
+        command = COMMANDS[args.command]
+        return command.run_args(args) if hasattr(command, "run_args") else command.run(config)
     except CompileError as e:
         print(e.render(), file=sys.stderr)
         return 1
     except ToolchainError as e:
         print(f"sray-gen: error: {e}", file=sys.stderr)
         return 2
+    except DeployError as e:
+        print(f"sray-gen: error: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("sray-gen: interrupted", file=sys.stderr)
         return 130
