@@ -110,6 +110,28 @@ def sleeper(seconds):
     return seconds
 
 
+def g1(a):
+    return a
+
+
+def g2(b):
+    return b
+
+
+def g3(g1, g2):
+    return g1 + g2
+
+
+GRAPH = sr.FunctionGraph([g1, g2, g3])
+
+
+@sr.remote(graph=GRAPH)
+def by_name(name):
+    start = time.time()
+    time.sleep(0.3)
+    return name, start, time.time()
+
+
 def overlaps(intervals) -> int:
     """The largest number of (start, end) intervals open at one time."""
     events = sorted([(s, 1) for s, e, *_ in intervals] + [(e, -1) for s, e, *_ in intervals])
@@ -384,3 +406,38 @@ def test_progress_bar_only_on_a_terminal(tmp_path):
     os.close(leader)
     text = out.decode(errors="replace")
     assert "inc: 100%" in text and "30/30" in text, text
+
+
+# -- graphs -------------------------------------------------------------------------------------
+
+def test_map_with_a_graph_runs_dependencies_first_whatever_the_order(session):
+    out = by_name.map(["g3", "g1", "g2"])
+    assert [name for name, *_ in out] == ["g3", "g1", "g2"]  # input order
+    t = {name: (start, end) for name, start, end in out}
+    assert t["g3"][0] >= max(t["g1"][1], t["g2"][1])
+    assert overlaps([t["g1"], t["g2"]]) == 2
+
+
+def test_function_graph_reads_parameter_names_and_rejects_cycles():
+    assert GRAPH.dependencies("g3") == ["g1", "g2"] and GRAPH.inputs("g1") == ["a"]
+    assert GRAPH.order.index("g3") > max(GRAPH.order.index("g1"), GRAPH.order.index("g2"))
+
+    def p(q):
+        return q
+
+    def q(p):
+        return p
+
+    with pytest.raises(sr.GraphError, match="cycle: p -> q -> p"):
+        sr.FunctionGraph([p, q])
+    with pytest.raises(sr.GraphError, match="'nope' is not a function of this graph"):
+        GRAPH.dependencies("nope")
+
+
+def test_unpicklable_arguments_are_explained(session):
+    import threading
+
+    with pytest.raises(TypeError, match="cannot be pickled to send them to a worker process.*worker='thread'"):
+        sr.get(identity.remote(threading.Lock()))
+    lock = threading.Lock()
+    assert sr.get(identity.options(worker="thread").remote(lock)) is lock

@@ -107,7 +107,8 @@ class Session:
     # A task's outer future is the backend's own one when nothing needs to sit in between
     # (no dependencies, no retries): the common case pays for one Future only.
     def submit(self, fn: RemoteFunction, args: tuple, kwargs: dict, options, after=()) -> ObjectRef:
-        if options is not fn._checked_options:
+        checked = fn._checked_options
+        if checked is None or checked[0] is not self or checked[1] is not options:
             self._warn(fn, options)
         deps = refs_in(args) if args else []
         if kwargs:
@@ -180,7 +181,7 @@ class Session:
                 self._warned.add(text)
                 warnings.warn(text, ResourceRequestWarning, stacklevel=4)
         if options is fn._options:
-            fn._checked_options = options
+            fn._checked_options = (self, options)  # per session: another backend warns anew
 
     def close(self, cancel: bool = True) -> None:
         with self._lock:
