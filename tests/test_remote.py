@@ -304,7 +304,7 @@ def test_num_cpus_reserves_cores():
     try:
         with sr.start():
             heavy = [stamped.options(num_cpus=2).remote(0.4) for _ in range(3)]
-            light = [stamped.remote(0.4) for _ in range(3)]
+            light = [stamped.remote(1.5) for _ in range(3)]  # long enough for three workers to start
             heavy, light = sr.get(heavy), sr.get(light)
     finally:
         sr.config()
@@ -410,7 +410,8 @@ def test_progress_bar_only_on_a_terminal(tmp_path):
 
 # -- graphs -------------------------------------------------------------------------------------
 
-def test_map_with_a_graph_runs_dependencies_first_whatever_the_order(session):
+def test_map_with_a_graph_runs_dependencies_first_whatever_the_order(session, tmp_path):
+    barrier.map([0, 1], folder=str(tmp_path), parties=2)  # two workers up and idle: g1, g2 start at once
     out = by_name.map(["g3", "g1", "g2"])
     assert [name for name, *_ in out] == ["g3", "g1", "g2"]  # input order
     t = {name: (start, end) for name, start, end in out}

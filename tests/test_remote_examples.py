@@ -40,7 +40,7 @@ def _import_run_2():
 
 def test_run_2_respects_the_graph(tmp_path):
     run_2 = _import_run_2()
-    timeline = {name: (start, end) for name, start, end in run_2.main(["--store", str(tmp_path), "--work-s", "0.5"])}
+    timeline = {name: (start, end) for name, start, end in run_2.main(["--store", str(tmp_path), "--work-s", "1"])}
     (s1, e1), (s2, e2), (s3, _) = timeline["f1"], timeline["f2"], timeline["f3"]
     assert s3 >= max(e1, e2)        # f3 only after both of its inputs exist
     assert s1 < e2 and s2 < e1      # f1 and f2 ran at the same time

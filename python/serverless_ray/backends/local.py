@@ -190,7 +190,13 @@ class LocalBackend(Backend):
                 with self._lock:
                     if self._threads is None:
                         self._threads = ThreadPoolExecutor(self.max_workers, thread_name_prefix="sray-task")
-            self._threads.submit(self._run_thread, task)
+            try:
+                self._threads.submit(self._run_thread, task)
+            except RuntimeError:  # the session closed meanwhile: the pool takes no more
+                with self._lock:
+                    self._thread_tasks.discard(task)
+                    self._release(task)
+                task.future.cancel()
             return
         worker = task.worker
         if worker is None:
