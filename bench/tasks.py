@@ -74,11 +74,9 @@ def tree_rss_mb(root: int) -> tuple[float, int]:
 
 # -- one case, in its own interpreter ------------------------------------------------------------
 
-class Framework:
-    """submit(fn) -> handle; result(handle); results(handles); close()."""
-
-
 def open_case(name: str):
+    """(ops, import seconds, start-up seconds); ops: submit(fn) -> handle, get(handle),
+    gets(handles), close()."""
     t0 = time.perf_counter()
     if name.startswith("sray"):
         import serverless_ray as sr

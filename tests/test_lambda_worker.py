@@ -177,8 +177,6 @@ def double(n):
 
 @sr.remote
 def where_am_i():
-    import serverless_ray.lambda_worker  # noqa: F401 - the handler's module is loaded where tasks run
-
     return os.getpid(), os.environ.get("AWS_LAMBDA_FUNCTION_NAME"), "test_lambda_worker" in sys.modules
 
 
