@@ -20,4 +20,14 @@ exceptions (serverless_ray.errors).
 from . import errors, ops
 from .reference import Input, ReferenceDag, dag, evaluate, load
 
-__all__ = ["Input", "ReferenceDag", "dag", "errors", "evaluate", "load", "ops"]
+# The Ray-like task API (docs/remote.md).
+from .api import ResourceRequestWarning, config, get, put, remote, start, wait
+from .graph import FunctionGraph, GraphError
+from .refs import ObjectRef
+from .task_errors import (GetTimeoutError, RemoteTraceback, TaskCancelledError, TaskError, TaskTimeoutError,
+                          WorkerCrashedError)
+
+__all__ = ["Input", "ReferenceDag", "dag", "errors", "evaluate", "load", "ops",
+           "FunctionGraph", "GetTimeoutError", "GraphError", "ObjectRef", "RemoteTraceback",
+           "ResourceRequestWarning", "TaskCancelledError", "TaskError", "TaskTimeoutError",
+           "WorkerCrashedError", "config", "get", "put", "remote", "start", "wait"]
