@@ -10,7 +10,8 @@
 //! - [`ts`], [`cs`]: time-series and cross-sectional kernels, over the drivers of [`layout`];
 //! - [`scalar`]: the scalar meaning of each elementwise op of shared/OPS.md;
 //! - [`error`]: the one error enum of the runtime;
-//! - `python` (feature `python`): numpy conversion and exception mapping for PyO3 modules.
+//! - `python` (feature `python`): numpy conversion and exception mapping for PyO3 modules;
+//! - `lambda` (feature `lambda`): the AWS Lambda handler behind a generated `bootstrap`.
 
 pub mod cs;
 pub mod engine;
@@ -23,6 +24,9 @@ pub mod ts;
 
 #[cfg(feature = "python")]
 pub mod python;
+
+#[cfg(feature = "lambda")]
+pub mod lambda;
 
 pub use engine::{Engine, GraphSpec, NodeSpec, NodeStats};
 pub use error::{Error, Result};

@@ -120,6 +120,7 @@ def render_crate(module: ir.Module, crate_name: str) -> dict[str, str]:
         "Cargo.toml": env.get_template("Cargo.toml.j2").render(ctx),
         "pyproject.toml": env.get_template("pyproject.toml.j2").render(ctx),
         "src/lib.rs": env.get_template("lib.rs.j2").render(ctx),
+        "src/bin/bootstrap.rs": env.get_template("bootstrap.rs.j2").render(ctx),
         f"{crate_name}.pyi": env.get_template("module.pyi.j2").render(ctx),
     }
     for d in dags:

@@ -21,6 +21,7 @@ class Config:
     install: bool = True
     release: bool = True
     verbose: bool = False
+    target: str = "python"  # build: python (wheel), lambda (zip) or all
 
     @property
     def module_name(self) -> str:

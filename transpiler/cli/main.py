@@ -25,6 +25,7 @@ EPILOG = """\
 examples:
   sray-gen check examples/alpha.py        print the graph, or every problem with its line
   sray-gen build examples/alpha.py        build and install `alpha_rs`
+  sray-gen build alpha.py --target lambda dist/alpha_rs-lambda.zip, for AWS Lambda
   sray-gen generate alpha.py --out crate  only write the Rust crate
   sray-gen explain examples/alpha.py      the optimized plan the module will run
   sray-gen ops                            list the ops and how to spell them
@@ -60,6 +61,9 @@ def parser() -> argparse.ArgumentParser:
                            help="build the wheel but do not install it")
             g.add_argument("--debug", dest="release", action="store_false", default=None,
                            help="unoptimized build (faster to compile, slow to run)")
+            g.add_argument("--target", choices=("python", "lambda", "all"), default=None,
+                           help="what to build: python (the wheel, installed; the default), lambda "
+                                "(dist/<name>-lambda.zip for AWS Lambda's provided.al2023, x86_64), or all")
             g.add_argument("-v", "--verbose", action="store_true", default=None, help="show all compiler output")
     return p
 
