@@ -7,7 +7,7 @@ import sys
 
 from ..diagnostics import CompileError
 from ..toolchain.crate import ToolchainError
-from . import build, check, explain, generate, ops
+from . import build, check, explain, generate, invoke, ops
 from .config import make_config
 
 DESCRIPTION = """\
@@ -28,10 +28,12 @@ examples:
   sray-gen build alpha.py --target lambda dist/alpha_rs-lambda.zip, for AWS Lambda
   sray-gen generate alpha.py --out crate  only write the Rust crate
   sray-gen explain examples/alpha.py      the optimized plan the module will run
+  sray-gen invoke alpha.py --local --event ev.json
+                                          run the Lambda function locally on a request
   sray-gen ops                            list the ops and how to spell them
 """
 
-COMMANDS = {"check": check, "explain": explain, "generate": generate, "build": build, "ops": ops}
+COMMANDS = {"check": check, "explain": explain, "generate": generate, "build": build, "invoke": invoke, "ops": ops}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -65,6 +67,19 @@ def parser() -> argparse.ArgumentParser:
                            help="what to build: python (the wheel, installed; the default), lambda "
                                 "(dist/<name>-lambda.zip for AWS Lambda's provided.al2023, x86_64), or all")
             g.add_argument("-v", "--verbose", action="store_true", default=None, help="show all compiler output")
+    i = sub.add_parser("invoke", help="run the AWS Lambda function of a DAG file on one request",
+                       description=invoke.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    i.add_argument("file", nargs="?", help="the DAG file (needed with --local)")
+    i.add_argument("--event", required=True, help="the request JSON (docs/lambda.md), a file or - for stdin")
+    where = i.add_mutually_exclusive_group()
+    where.add_argument("--local", action="store_true", default=None,
+                       help="build the zip and run its bootstrap under cargo-lambda's emulator on 127.0.0.1")
+    where.add_argument("--function-name", dest="function_name", help="invoke this deployed function instead")
+    i.add_argument("--name", help="module name (default: the file's stem + `_rs`)")
+    i.add_argument("--out", help="directory of the generated crate (default: build/<name>)")
+    i.add_argument("--dist", help="where the zip is left (default: dist/)")
+    i.add_argument("--target-dir", dest="target_dir", help="cargo target dir shared by all builds")
+    i.add_argument("-v", "--verbose", action="store_true", default=None, help="show all compiler output")
     return p
 
 
