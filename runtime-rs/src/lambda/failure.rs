@@ -121,3 +121,24 @@ impl From<Failure> for Diagnostic {
 }
 
 pub type Outcome<T> = std::result::Result<T, Failure>;
+
+#[cfg(test)]
+mod tests {
+    use super::Kind;
+
+    #[test]
+    fn the_response_schema_lists_every_error_type() {
+        let schema: serde_json::Value = serde_json::from_str(include_str!(
+            "../../../transpiler/schema/lambda-response.schema.json"
+        ))
+        .unwrap();
+        let listed: Vec<&str> = schema["$defs"]["error"]["properties"]["errorType"]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        let ours: Vec<&str> = Kind::ALL.iter().map(|k| k.error_type()).collect();
+        assert_eq!(listed, ours);
+    }
+}

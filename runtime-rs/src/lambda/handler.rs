@@ -164,9 +164,16 @@ impl Handler {
             *g = None;
             g
         });
-        let dim = batch.first().map(|(_, v)| v.panel.dim());
-        if let Some((i, v)) = batch.iter().find(|(_, v)| Some(v.panel.dim()) != dim) {
-            let (first, fv) = &batch[0];
+        // The shape most inputs share is the reference that an odd one is named against.
+        let count = |d| batch.iter().filter(|(_, v)| v.panel.dim() == d).count();
+        let reference = batch
+            .iter()
+            .max_by_key(|(i, v)| (count(v.panel.dim()), std::cmp::Reverse(*i)));
+        let dim = reference.map(|(_, v)| v.panel.dim());
+        if let (Some((first, fv)), Some((i, v))) = (
+            reference,
+            batch.iter().find(|(_, v)| Some(v.panel.dim()) != dim),
+        ) {
             return Err(Failure::new(
                 Kind::ShapeMismatch,
                 format!(
