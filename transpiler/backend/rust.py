@@ -3,7 +3,8 @@
 The crate holds, per DAG: the static GraphSpec (inputs, nodes in topological order, the
 schedule levels), one fused elementwise kernel per node, a plain-Rust struct with a
 method per node and the seed's `cal(name)` dispatcher, and (feature `python`) a PyO3
-class over it. Output is deterministic: the same IR gives byte-identical files.
+class over it; and for the whole file, the AWS Lambda `bootstrap` binary (feature
+`lambda`) serving every DAG. Output is deterministic: the same IR gives byte-identical files.
 """
 
 from __future__ import annotations
