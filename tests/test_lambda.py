@@ -48,6 +48,7 @@ def lambda_zip(tmp_path_factory):
     z = build_lambda_zip(ALPHA, work / "dist", echo=lines.append, out=work / "crate")
     assert z == work / "dist" / "alpha_rs-lambda.zip"
     assert any("runs on provided.al2023" in line for line in lines), lines
+    assert not [line for line in lines if line.lstrip().startswith("warning")], lines  # compiles without warnings
     return z
 
 
@@ -388,3 +389,24 @@ def test_build_target_lambda_writes_the_zip_and_says_so(lambda_zip, tmp_path):
     assert (tmp_path / "dist" / "alpha_rs-lambda.zip").read_bytes() == lambda_zip.read_bytes()
     bad = sray_gen("build", ALPHA, "--target", "wasm", cwd=tmp_path)
     assert bad.returncode == 2 and "invalid choice: 'wasm'" in bad.stderr
+
+
+def test_one_zip_serves_every_dag_class_of_its_file(tmp_path):
+    """Two classes, `match` and `Match`, with keyword, colliding and non-ASCII names."""
+    source = ROOT / "tests" / "fixtures" / "dags" / "awkward_names.py"
+    z = build_lambda_zip(source, tmp_path / "dist", name="awkward_lambda", out=tmp_path / "crate")
+    assert z.name == "awkward_lambda-lambda.zip"
+    with zipfile.ZipFile(z) as zf:
+        zf.extract("bootstrap", tmp_path / "task")
+    binary = tmp_path / "task" / "bootstrap"
+    binary.chmod(0o755)
+    x = {name: np.random.default_rng(k).standard_normal((6, 2)) for k, name in enumerate(("type", "fn", "α"))}
+    with function(binary, tmp_path / "fn", {}) as f:
+        resp = f.ok({"dag": "match", "inputs": {k: b64_array(v) for k, v in x.items()}, "outputs": ["β", "impl_"]})
+        expected = evaluate(source, "match", x, ["β", "impl_"])
+        for name in ("β", "impl_"):
+            assert_agree(decode(resp["outputs"][name]), expected[name])
+        resp = f.ok({"dag": "Match", "inputs": {"x": json_array(x["fn"])}, "outputs": ["default"], "format": "json"})
+        assert_agree(decode(resp["outputs"]["default"]), x["fn"] * 3 + 1)
+        result = f.call({"outputs": ["new"], "inputs": {"x": json_array(x["fn"])}})
+        assert result.error_type == "UnknownDag" and "`match`, `Match`" in result.payload["errorMessage"]
