@@ -72,9 +72,16 @@ def invoke_local(config, event: bytes, env: dict | None = None, say=print):
 def run(config) -> int:
     event = _read_event(config.event)
     if config.function_name:
+        from botocore.exceptions import BotoCoreError, ClientError
+
         from ..toolchain import emulator
 
-        return _print(emulator.invoke(emulator.lambda_client(), event, config.function_name))
+        try:
+            result = emulator.invoke(emulator.lambda_client(), event, config.function_name)
+        except (BotoCoreError, ClientError) as e:
+            raise ToolchainError(f"could not invoke {config.function_name}: {e}; check AWS_REGION, the credentials "
+                                 f"and that the function exists (sray-gen deploy)") from e
+        return _print(result)
     if not config.local:
         raise ToolchainError("say where to run: --local (the emulator on this machine) or --function-name NAME "
                              "(a deployed function)")

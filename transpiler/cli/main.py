@@ -49,7 +49,8 @@ def parser() -> argparse.ArgumentParser:
     x.add_argument("file", help="a Python file holding @dag classes or factor functions")
 
     for name, helptext in (("generate", "write the Rust crate of a DAG file"),
-                           ("build", "generate, compile with maturin and install the module")):
+                           ("build", "generate, compile with maturin and install the module "
+                                     "(--target lambda: the AWS Lambda zip)")):
         g = sub.add_parser(name, help=helptext, description=helptext)
         g.add_argument("file", help="a Python file holding @dag classes or factor functions")
         g.add_argument("--name", help="Python module name (default: the file's stem + `_rs`)")

@@ -151,12 +151,12 @@ def lambda_client(endpoint_url: str | None = None, read_timeout: int = 900):
     from botocore.config import Config
 
     config = Config(retries={"total_max_attempts": 1}, read_timeout=read_timeout, connect_timeout=10)
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     if endpoint_url:
         # The emulator takes any credentials; keep real ones out of local traffic.
-        return boto3.client("lambda", endpoint_url=endpoint_url, config=config,
-                            region_name=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+        return boto3.client("lambda", endpoint_url=endpoint_url, config=config, region_name=region or "us-east-1",
                             aws_access_key_id="local", aws_secret_access_key="local")
-    return boto3.client("lambda", config=config)
+    return boto3.client("lambda", config=config, region_name=region)
 
 
 def invoke(client, payload: bytes, function_name: str = FUNCTION) -> InvokeResult:
