@@ -48,19 +48,32 @@ def wait_listening(port: int, proc: subprocess.Popen, log: Path, timeout: float 
     raise ToolchainError(f"nothing listened on {HOST}:{port} within {timeout:.0f}s:\n{Path(log).read_text()[-3000:]}")
 
 
-def stop(proc: subprocess.Popen) -> None:
-    """Stops the process group of `proc` (started with start_new_session): SIGTERM,
-    then SIGKILL after 5 s."""
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
+def _group_alive(pgid: int) -> bool:
     try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(5)
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def stop(proc: subprocess.Popen, grace: float = 5.0) -> None:
+    """Stops the whole process group of `proc` (started with start_new_session): SIGTERM,
+    then SIGKILL for whatever is left after `grace` seconds. The group, not just `proc`:
+    `cargo lambda` runs the emulator as a child that, on SIGTERM, waits for open
+    connections and can outlive its parent."""
+    pgid = proc.pid
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if proc.poll() is not None and not _group_alive(pgid):
+            return
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
+    proc.wait(5)
 
 
 @contextlib.contextmanager
