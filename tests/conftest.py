@@ -35,6 +35,23 @@ def compiled(tmp_path_factory):
     return get
 
 
+@pytest.fixture(scope="session")
+def lambda_build(tmp_path_factory):
+    """(zip, build output lines): examples/alpha.py's real Lambda artifact, built once per
+    session for the Lambda and deploy tests."""
+    from sray_transpiler.toolchain.lambda_zip import build_lambda_zip
+
+    work = tmp_path_factory.mktemp("lambda")
+    lines: list[str] = []
+    z = build_lambda_zip(ROOT / "examples" / "alpha.py", work / "dist", echo=lines.append, out=work / "crate")
+    return z, lines
+
+
+@pytest.fixture(scope="session")
+def lambda_zip(lambda_build):
+    return lambda_build[0]
+
+
 def assert_agree(actual: np.ndarray, expected: np.ndarray, rtol=1e-9, atol=1e-12) -> None:
     """The agreement rule of shared/OPS.md: finite values equal within tolerance; a
     non-finite value on one side is non-finite on the other."""

@@ -32,22 +32,8 @@ ACCOUNT = "123456789012"  # moto's account
 REGION = FAKE_AWS_ENV["AWS_REGION"]
 
 
-# --- The artifact these tests deploy ------------------------------------------------------
-# STAND-IN until the `lambda` branch (sray_transpiler.toolchain.lambda_zip) is merged: an
-# honest zip whose root holds an executable `bootstrap` (a shell script, mode 0755), which is
-# all deploy checks. At merge time, build the real artifact here instead, once per session:
-#     from sray_transpiler.toolchain.lambda_zip import build_lambda_zip
-#     return build_lambda_zip(ROOT / "examples" / "alpha.py", tmp_path_factory.mktemp("dist"))
-@pytest.fixture(scope="session")
-def lambda_zip(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("dist") / "alpha_rs-lambda.zip"
-    info = zipfile.ZipInfo("bootstrap", date_time=(2024, 1, 1, 0, 0, 0))
-    info.create_system = 3  # Unix, so the mode bits below are what Lambda extracts
-    info.external_attr = (stat.S_IFREG | 0o755) << 16
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr(info, "#!/bin/sh\necho 'stand-in bootstrap: replace with the real artifact'\nexit 1\n")
-    return path
-# ------------------------------------------------------------------------------------------
+# The artifact these tests deploy is examples/alpha.py's real Lambda zip: the `lambda_zip`
+# fixture of conftest.py, built once per session.
 
 
 def variant(src: Path, dest: Path, text: str) -> Path:
@@ -163,9 +149,7 @@ def test_first_deploy_sets_the_configuration_version_and_alias(aws, capsys, lamb
 
 
 def test_deploy_file_builds_its_artifact_first(aws, capsys, tmp_path):
-    # Builds the real artifact through the `lambda` branch's build_lambda_zip; skipped (and
-    # reported as skipped) until that branch is merged.
-    pytest.importorskip("sray_transpiler.toolchain.lambda_zip", reason="the `lambda` branch is not merged yet")
+    # Without --zip, deploy builds the artifact (a warm build: the session's zip shares the target dir).
     rc, out, err = sray(capsys, "deploy", ROOT / "examples" / "alpha.py", "--function-name", "fromfile",
                         "--create-role", "--dist", tmp_path / "dist")
     assert rc == 0, err
@@ -477,27 +461,14 @@ def test_conflicts_are_retried_with_backoff_and_other_errors_are_not():
     assert outcomes == []
 
 
-# --- The serverless_ray package that the worker tests package ------------------------------
-# The worker's handler (serverless_ray.lambda_worker, issue 5) is written on the `remote`
-# branch. Until that is merged, this copies the installed package and adds a STAND-IN
-# lambda_worker.py that imports what the real worker needs (cloudpickle, numpy, the
-# package). Once the installed package has its own lambda_worker.py, it is used unchanged.
 @pytest.fixture(scope="module")
-def worker_package(tmp_path_factory) -> Path:
+def worker_package() -> Path:
+    """The installed serverless_ray package, which the worker zip ships."""
     from sray_transpiler.deploy.worker import installed_package
 
-    installed = installed_package()
-    if (installed / "lambda_worker.py").is_file():
-        return installed
-    copy = tmp_path_factory.mktemp("worker-src") / "serverless_ray"
-    shutil.copytree(installed, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    (copy / "lambda_worker.py").write_text(
-        '"""STAND-IN for the worker handler of the `remote` branch (tests/test_deploy.py)."""\n'
-        "import cloudpickle\nimport numpy\n\nimport serverless_ray\n\n\n"
-        "def handler(event, context):\n"
-        "    raise NotImplementedError('stand-in worker: deploy a serverless_ray with lambda_worker')\n")
-    return copy
-# ------------------------------------------------------------------------------------------
+    package = installed_package()
+    assert (package / "lambda_worker.py").is_file()
+    return package
 
 
 @pytest.fixture(scope="module")

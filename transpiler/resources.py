@@ -24,3 +24,8 @@ def templates_dir() -> Path:
 
 def runtime_dir() -> Path:
     return _find("runtime", "runtime-rs")
+
+
+def schema_path(name: str) -> Path:
+    """A JSON Schema shipped with the package: `lambda-request` or `lambda-response`."""
+    return _HERE / "schema" / f"{name}.schema.json"

@@ -11,7 +11,8 @@
 //! - `linalg` (feature `linalg`): `a @ b`, a pure-Rust GEMM;
 //! - [`scalar`]: the scalar meaning of each elementwise op of shared/OPS.md;
 //! - [`error`]: the one error enum of the runtime;
-//! - `python` (feature `python`): numpy conversion and exception mapping for PyO3 modules.
+//! - `python` (feature `python`): numpy conversion and exception mapping for PyO3 modules;
+//! - `lambda` (feature `lambda`): the AWS Lambda handler behind a generated `bootstrap`.
 
 pub mod cs;
 pub mod engine;
@@ -26,6 +27,9 @@ pub mod ts;
 
 #[cfg(feature = "python")]
 pub mod python;
+
+#[cfg(feature = "lambda")]
+pub mod lambda;
 
 pub use engine::{Engine, GraphSpec, NodeSpec, NodeStats};
 pub use error::{Error, Result};

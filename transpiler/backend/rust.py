@@ -3,7 +3,8 @@
 The crate holds, per DAG: the static GraphSpec (inputs, nodes in topological order, the
 schedule levels), one fused elementwise kernel per node, a plain-Rust struct with a
 method per node and the seed's `cal(name)` dispatcher, and (feature `python`) a PyO3
-class over it. Output is deterministic: the same IR gives byte-identical files.
+class over it; and for the whole file, the AWS Lambda `bootstrap` binary (feature
+`lambda`) serving every DAG. Output is deterministic: the same IR gives byte-identical files.
 """
 
 from __future__ import annotations
@@ -124,6 +125,7 @@ def render_crate(module: ir.Module, crate_name: str) -> dict[str, str]:
         "Cargo.toml": env.get_template("Cargo.toml.j2").render(ctx),
         "pyproject.toml": env.get_template("pyproject.toml.j2").render(ctx),
         "src/lib.rs": env.get_template("lib.rs.j2").render(ctx),
+        "src/bin/bootstrap.rs": env.get_template("bootstrap.rs.j2").render(ctx),
         f"{crate_name}.pyi": env.get_template("module.pyi.j2").render(ctx),
     }
     for d in dags:

@@ -21,6 +21,11 @@ class Config:
     install: bool = True
     release: bool = True
     verbose: bool = False
+    target: str = "python"  # build: python (wheel), lambda (zip) or all
+    # invoke
+    event: str | None = None  # a request JSON file, or - for stdin
+    local: bool = False
+    function_name: str | None = None
 
     @property
     def module_name(self) -> str:

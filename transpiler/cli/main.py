@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..deploy.errors import DeployError
 from ..diagnostics import CompileError
 from ..toolchain.crate import ToolchainError
-from ..deploy.errors import DeployError
-from . import build, check, deploy, destroy, explain, generate, ops
+from . import build, check, deploy, destroy, explain, generate, invoke, ops
 from .config import make_config
 
 DESCRIPTION = """\
@@ -26,12 +26,18 @@ EPILOG = """\
 examples:
   sray-gen check examples/alpha.py        print the graph, or every problem with its line
   sray-gen build examples/alpha.py        build and install `alpha_rs`
+  sray-gen build alpha.py --target lambda dist/alpha_rs-lambda.zip, for AWS Lambda
   sray-gen generate alpha.py --out crate  only write the Rust crate
   sray-gen explain examples/alpha.py      the optimized plan the module will run
+  sray-gen invoke alpha.py --local --event ev.json
+                                          run the Lambda function locally on a request
+  sray-gen deploy alpha.py --function-name alpha --create-role
+                                          create or update the Lambda function, alias `live`
+  sray-gen destroy --function-name alpha  remove what deploy created
   sray-gen ops                            list the ops and how to spell them
 """
 
-COMMANDS = {"check": check, "explain": explain, "generate": generate, "build": build, "ops": ops,
+COMMANDS = {"check": check, "explain": explain, "generate": generate, "build": build, "invoke": invoke, "ops": ops,
             "deploy": deploy, "destroy": destroy}
 
 
@@ -48,7 +54,8 @@ def parser() -> argparse.ArgumentParser:
     x.add_argument("file", help="a Python file holding @dag classes or factor functions")
 
     for name, helptext in (("generate", "write the Rust crate of a DAG file"),
-                           ("build", "generate, compile with maturin and install the module")):
+                           ("build", "generate, compile with maturin and install the module "
+                                     "(--target lambda: the AWS Lambda zip)")):
         g = sub.add_parser(name, help=helptext, description=helptext)
         g.add_argument("file", help="a Python file holding @dag classes or factor functions")
         g.add_argument("--name", help="Python module name (default: the file's stem + `_rs`)")
@@ -62,9 +69,25 @@ def parser() -> argparse.ArgumentParser:
                            help="build the wheel but do not install it")
             g.add_argument("--debug", dest="release", action="store_false", default=None,
                            help="unoptimized build (faster to compile, slow to run)")
+            g.add_argument("--target", choices=("python", "lambda", "all"), default=None,
+                           help="what to build: python (the wheel, installed; the default), lambda "
+                                "(dist/<name>-lambda.zip for AWS Lambda's provided.al2023, x86_64), or all")
             g.add_argument("-v", "--verbose", action="store_true", default=None, help="show all compiler output")
     deploy.add_parser(sub)
     destroy.add_parser(sub)
+    i = sub.add_parser("invoke", help="run the AWS Lambda function of a DAG file on one request",
+                       description=invoke.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    i.add_argument("file", nargs="?", help="the DAG file (needed with --local)")
+    i.add_argument("--event", required=True, help="the request JSON (docs/lambda.md), a file or - for stdin")
+    where = i.add_mutually_exclusive_group()
+    where.add_argument("--local", action="store_true", default=None,
+                       help="build the zip and run its bootstrap under cargo-lambda's emulator on 127.0.0.1")
+    where.add_argument("--function-name", dest="function_name", help="invoke this deployed function instead")
+    i.add_argument("--name", help="module name (default: the file's stem + `_rs`)")
+    i.add_argument("--out", help="directory of the generated crate (default: build/<name>)")
+    i.add_argument("--dist", help="where the zip is left (default: dist/)")
+    i.add_argument("--target-dir", dest="target_dir", help="cargo target dir shared by all builds")
+    i.add_argument("-v", "--verbose", action="store_true", default=None, help="show all compiler output")
     return p
 
 

@@ -1,0 +1,358 @@
+//! One invocation: pick the DAG, load the inputs, compute on the warm engine, answer.
+//!
+//! The process keeps one [`Engine`] per DAG class across invocations, so a warm
+//! container recomputes only the cone of the inputs that changed (inputs bitwise equal
+//! to the previous ones count as unchanged). Every request must still give every input
+//! its outputs read: a result never depends on what an earlier caller sent.
+
+use super::event::{encode_array, Request, Source};
+use super::failure::{Failure, Kind, Outcome};
+use super::store::S3;
+use crate::engine::{Engine, GraphSpec, InputValue, NodeStats};
+use crate::error::shape_str;
+use crate::Panel;
+use serde_json::{json, Map, Value};
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+
+/// Lambda's limit on a synchronous response payload.
+pub const RESPONSE_LIMIT: usize = 6 * 1024 * 1024;
+/// Where outputs go when a response would pass the limit and the request has no
+/// `output_uri`.
+pub const OUTPUT_URI_ENV: &str = "SRAY_OUTPUT_URI";
+
+struct Warm {
+    engine: Engine,
+    /// The panel shape of the inputs it holds; a request of another shape starts afresh.
+    dim: Option<(usize, usize)>,
+}
+
+/// The state of the serving process.
+pub struct Handler {
+    dags: &'static [&'static GraphSpec],
+    warm: Vec<Mutex<Option<Warm>>>,
+    s3: S3,
+    default_output_uri: Option<String>,
+}
+
+impl Handler {
+    pub fn new(dags: &'static [&'static GraphSpec]) -> Self {
+        Handler {
+            dags,
+            warm: dags.iter().map(|_| Mutex::new(None)).collect(),
+            s3: S3::default(),
+            default_output_uri: std::env::var(OUTPUT_URI_ENV).ok().filter(|v| !v.is_empty()),
+        }
+    }
+
+    fn pick(&self, name: Option<&str>) -> Outcome<usize> {
+        let names = || {
+            self.dags
+                .iter()
+                .map(|d| format!("`{}`", d.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match name {
+            None if self.dags.len() == 1 => Ok(0),
+            None => Err(Failure::new(
+                Kind::UnknownDag,
+                format!(
+                    "this function serves several DAGs; name one with \"dag\": one of {}",
+                    names()
+                ),
+            )),
+            Some(n) => self.dags.iter().position(|d| d.name == n).ok_or_else(|| {
+                Failure::new(
+                    Kind::UnknownDag,
+                    format!(
+                        "`{n}` is not a DAG of this function; its DAGs are: {}",
+                        names()
+                    ),
+                )
+            }),
+        }
+    }
+
+    /// Serves one parsed request.
+    pub async fn handle(&self, request: Request) -> Outcome<Value> {
+        let d = self.pick(request.dag.as_deref())?;
+        let spec = self.dags[d];
+        let targets: Vec<usize> = request
+            .outputs
+            .iter()
+            .map(|o| spec.node_index(o))
+            .collect::<crate::Result<_>>()?;
+        for name in request.inputs.keys() {
+            spec.input_index(name)?;
+        }
+        let needed = needed_inputs(spec, &targets);
+        if let Some(&missing) = needed
+            .iter()
+            .find(|&&i| !request.inputs.contains_key(spec.inputs[i]))
+        {
+            let given: Vec<&str> = request.inputs.keys().map(String::as_str).collect();
+            let wanted: Vec<&str> = needed.iter().map(|&i| spec.inputs[i]).collect();
+            return Err(Failure::new(
+                Kind::MissingInput,
+                format!(
+                    "the outputs asked for read input `{}`, which the request does not give; \
+                     give all of [{}] in \"inputs\" (given: [{}])",
+                    spec.inputs[missing],
+                    wanted.join(", "),
+                    given.join(", ")
+                ),
+            ));
+        }
+        let mut batch: Vec<(usize, InputValue)> = Vec::with_capacity(request.inputs.len());
+        for (name, source) in request.inputs {
+            let value = match source {
+                Source::Inline(v) => v,
+                Source::S3(uri) => self.s3.read_input(&name, &uri).await?,
+            };
+            batch.push((spec.input_index(&name)?, value));
+        }
+        let (values, shape, stats) = self.compute(d, batch, &targets)?;
+        let inline = request.output_uri.is_none();
+        let mut outputs = Map::new();
+        if inline {
+            for (name, v) in request.outputs.iter().zip(&values) {
+                outputs.insert(name.clone(), encode_array(v, &shape, request.format));
+            }
+            let response = json!({"outputs": outputs, "stats": stats});
+            let size = serde_json::to_vec(&response)
+                .map(|b| b.len())
+                .unwrap_or(usize::MAX);
+            if size <= RESPONSE_LIMIT {
+                return Ok(response);
+            }
+            outputs = Map::new();
+        }
+        let prefix = request
+            .output_uri
+            .or_else(|| self.default_output_uri.clone())
+            .ok_or_else(|| {
+                Failure::new(
+                    Kind::OutputUriRequired,
+                    format!(
+                        "the outputs take more than Lambda's {} MB response limit; give \"output_uri\": \
+                         \"s3://bucket/prefix/\" to have them written there as .npy (or set {OUTPUT_URI_ENV} \
+                         in the function's environment), or ask for fewer outputs",
+                        RESPONSE_LIMIT >> 20
+                    ),
+                )
+            })?;
+        for (name, v) in request.outputs.iter().zip(&values) {
+            let uri = self.s3.write_output(&prefix, name, v, &shape).await?;
+            outputs.insert(name.clone(), json!({"uri": uri, "shape": shape}));
+        }
+        Ok(json!({"outputs": outputs, "stats": stats}))
+    }
+
+    /// Sets the inputs on the DAG's warm engine and computes the targets; returns their
+    /// values, the output shape and the per-node stats of this invocation.
+    fn compute(
+        &self,
+        d: usize,
+        batch: Vec<(usize, InputValue)>,
+        targets: &[usize],
+    ) -> Outcome<(Vec<Arc<Panel>>, Vec<usize>, Value)> {
+        let spec = self.dags[d];
+        // A panic while the lock was held leaves the engine in an unknown state: drop it.
+        let mut guard = self.warm[d].lock().unwrap_or_else(|poisoned| {
+            let mut g = poisoned.into_inner();
+            *g = None;
+            g
+        });
+        // The shape most inputs share is the reference that an odd one is named against.
+        let count = |d| batch.iter().filter(|(_, v)| v.panel.dim() == d).count();
+        let reference = batch
+            .iter()
+            .max_by_key(|(i, v)| (count(v.panel.dim()), std::cmp::Reverse(*i)));
+        let dim = reference.map(|(_, v)| v.panel.dim());
+        if let (Some((first, fv)), Some((i, v))) = (
+            reference,
+            batch.iter().find(|(_, v)| Some(v.panel.dim()) != dim),
+        ) {
+            return Err(Failure::new(
+                Kind::ShapeMismatch,
+                format!(
+                    "input `{}` has shape {}, expected {} (the shape of input `{}`; all inputs of {} share one shape)",
+                    spec.inputs[*i],
+                    shape_str(&v.given_shape),
+                    shape_str(&fv.given_shape),
+                    spec.inputs[*first],
+                    spec.name
+                ),
+            ));
+        }
+        let warm = match guard.take() {
+            Some(w) if w.dim == dim => w,
+            _ => Warm {
+                engine: Engine::new(spec),
+                dim,
+            },
+        };
+        let warm = guard.insert(warm);
+        let before: Vec<NodeStats> = warm.engine.stats().to_vec();
+        warm.engine.set_inputs(batch)?;
+        let values = warm.engine.compute(targets)?;
+        let shape = warm.engine.output_shape().unwrap_or_default();
+        let mut stats = Map::new();
+        for ((node, now), was) in spec.nodes.iter().zip(warm.engine.stats()).zip(&before) {
+            stats.insert(
+                node.name.to_string(),
+                json!({
+                    "computes": now.computes - was.computes,
+                    "cutoffs": now.cutoffs - was.cutoffs,
+                    "seconds": now.seconds - was.seconds,
+                }),
+            );
+        }
+        Ok((values, shape, Value::Object(stats)))
+    }
+}
+
+/// The inputs that computing `targets` reads, as input indices in declaration order.
+pub fn needed_inputs(spec: &GraphSpec, targets: &[usize]) -> Vec<usize> {
+    let n_in = spec.inputs.len();
+    let mut seen = vec![false; spec.nodes.len()];
+    let mut inputs = BTreeSet::new();
+    let mut stack = targets.to_vec();
+    while let Some(i) = stack.pop() {
+        if std::mem::replace(&mut seen[i], true) {
+            continue;
+        }
+        for &d in spec.nodes[i].deps {
+            if d < n_in {
+                inputs.insert(d);
+            } else {
+                stack.push(d - n_in);
+            }
+        }
+    }
+    inputs.into_iter().collect()
+}
+
+/// Messages of a panic payload.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::NodeSpec;
+    use crate::kernels::map;
+    use crate::lambda::event::Incoming;
+    use crate::lambda::invoke;
+
+    fn double(a: &[&Panel]) -> Panel {
+        map([a[0]], |[x]| 2.0 * x)
+    }
+    fn boom(_: &[&Panel]) -> Panel {
+        panic!("kernel exploded")
+    }
+
+    static ONE: GraphSpec = GraphSpec {
+        name: "One",
+        inputs: &["x"],
+        nodes: &[
+            NodeSpec {
+                name: "twice",
+                doc: "",
+                deps: &[0],
+                kernel: double,
+                public: true,
+            },
+            NodeSpec {
+                name: "boom",
+                doc: "",
+                deps: &[0],
+                kernel: boom,
+                public: true,
+            },
+        ],
+        levels: &[&[0, 1]],
+    };
+    // Not something sray-gen generates: a dependency slot out of range makes the engine
+    // itself panic, outside any kernel, which is how the `Panic` path is exercised.
+    static BROKEN: GraphSpec = GraphSpec {
+        name: "Broken",
+        inputs: &["x"],
+        nodes: &[NodeSpec {
+            name: "bad",
+            doc: "",
+            deps: &[7],
+            kernel: double,
+            public: true,
+        }],
+        levels: &[&[0]],
+    };
+    static DAGS: &[&GraphSpec] = &[&ONE, &BROKEN];
+
+    fn call(h: &Arc<Handler>, v: Value) -> Result<Value, Failure> {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(invoke(h.clone(), Incoming(Ok(v))))
+    }
+
+    fn x(v: f64) -> Value {
+        json!({"shape": [2], "data": [v, v]})
+    }
+
+    #[test]
+    fn dispatch_panics_and_kernel_failures_keep_the_process_serving() {
+        let h = Arc::new(Handler::new(DAGS));
+        let err = call(&h, json!({"outputs": ["twice"]})).unwrap_err();
+        assert_eq!(err.kind, Kind::UnknownDag);
+        assert!(err.message.contains("`One`, `Broken`"), "{}", err.message);
+        let ok = call(
+            &h,
+            json!({"dag": "One", "inputs": {"x": x(1.5)}, "outputs": ["twice"], "format": "json"}),
+        )
+        .unwrap();
+        assert_eq!(ok["outputs"]["twice"]["data"], json!([3.0, 3.0]));
+        let err = call(
+            &h,
+            json!({"dag": "One", "inputs": {"x": x(1.5)}, "outputs": ["boom"]}),
+        )
+        .unwrap_err();
+        assert_eq!(err.kind, Kind::ComputeError);
+        assert!(err.message.contains("kernel exploded"), "{}", err.message);
+        let err = call(
+            &h,
+            json!({"dag": "Broken", "inputs": {"x": x(1.0)}, "outputs": ["bad"]}),
+        )
+        .unwrap_err();
+        assert_eq!(err.kind, Kind::Panic);
+        assert!(
+            err.message.contains("warm state was dropped"),
+            "{}",
+            err.message
+        );
+        // The warm state of One survived, and Broken's lock is usable again.
+        let ok = call(
+            &h,
+            json!({"dag": "One", "inputs": {"x": x(1.5)}, "outputs": ["twice"]}),
+        )
+        .unwrap();
+        assert_eq!(ok["stats"]["twice"]["computes"], 0);
+        let err = call(
+            &h,
+            json!({"dag": "Broken", "inputs": {"x": x(1.0)}, "outputs": ["bad"]}),
+        )
+        .unwrap_err();
+        assert_eq!(err.kind, Kind::Panic);
+    }
+
+    #[test]
+    fn needed_inputs_follow_the_dependencies() {
+        assert_eq!(needed_inputs(&ONE, &[0]), vec![0]);
+    }
+}
