@@ -300,7 +300,7 @@ ERRORS = {
     "missing-input": ({"outputs": ["spread"], "inputs": {"high": b64_array(np.ones((4, 3)))}},
                       "MissingInput", "read input `low`"),
     "shape-mismatch": ({"outputs": ["f1"], "inputs": _inline(close=b64_array(np.ones((5, 3))))},
-                       "ShapeMismatch", "has shape (5, 3), expected (4, 3)"),
+                       "ShapeMismatch", "has shape (5, 3), expected (T, N) with T = 4"),
     "shape-vs-data": ({"outputs": ["f1"], "inputs": _inline(open={"shape": [4, 3], "data": [1, 2]})},
                       "ShapeMismatch", "has 2 values but shape (4, 3) needs 12"),
     "missing-object": ({"outputs": ["f1"], "inputs": _inline(open=f"s3://{BUCKET}/nowhere.npy")},

@@ -179,6 +179,16 @@ impl Engine {
         Some(given.all(|s| s.given_shape.len() == 1))
     }
 
+    /// The shape a value is handed out in: `[T]` for a single-column value when every
+    /// input was given 1-D (see [`Engine::one_d`]), else its 2-D shape.
+    pub fn output_shape(&self, value: &Panel) -> Vec<usize> {
+        if self.one_d() == Some(true) && value.ncols() == 1 {
+            vec![value.nrows()]
+        } else {
+            value.shape().to_vec()
+        }
+    }
+
     /// The shape each input was given, by input index (`None` for an input not set).
     pub fn input_shapes(&self) -> Vec<Option<&[usize]>> {
         self.inputs

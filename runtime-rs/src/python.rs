@@ -134,8 +134,8 @@ impl Drop for CachedValue {
 
 /// A read-only numpy view of a cached value: no copy, and the cache cannot be corrupted
 /// by writing to a result (`.copy()` it to modify).
-/// A single-column value is handed out 1-D when the inputs were given 1-D (`one_d`).
-fn to_numpy(py: Python<'_>, value: &Arc<Panel>, one_d: bool) -> PyResult<Py<PyAny>> {
+/// In the shape [`Engine::output_shape`] gives: 1-D or 2-D.
+fn to_numpy(py: Python<'_>, value: &Arc<Panel>, shape: &[usize]) -> PyResult<Py<PyAny>> {
     let owner = Bound::new(
         py,
         CachedValue {
@@ -144,7 +144,7 @@ fn to_numpy(py: Python<'_>, value: &Arc<Panel>, one_d: bool) -> PyResult<Py<PyAn
     )?
     .into_any();
     // SAFETY: `owner` holds an `Arc` of the panel, so the memory viewed outlives the array.
-    let array = if one_d && value.ncols() == 1 {
+    let array = if shape.len() == 1 {
         let column = value.index_axis(Axis(1), 0);
         unsafe { PyArray1::borrow_from_array(&column, owner) }.into_any()
     } else {
@@ -159,8 +159,10 @@ pub fn compute(py: Python<'_>, engine: &mut Engine, nodes: &[usize]) -> PyResult
     let values = py
         .detach(|| engine.compute(nodes))
         .map_err(|e| to_pyerr(py, e))?;
-    let one_d = engine.one_d().unwrap_or(false);
-    values.iter().map(|v| to_numpy(py, v, one_d)).collect()
+    values
+        .iter()
+        .map(|v| to_numpy(py, v, &engine.output_shape(v)))
+        .collect()
 }
 
 /// `compute(["f1", "f3"])`: a dict name -> array, every name checked before any work.

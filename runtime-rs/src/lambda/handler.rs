@@ -9,7 +9,6 @@ use super::event::{encode_array, Request, Source};
 use super::failure::{Failure, Kind, Outcome};
 use super::store::S3;
 use crate::engine::{Engine, GraphSpec, InputValue, NodeStats};
-use crate::error::shape_str;
 use crate::Panel;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeSet;
@@ -23,8 +22,9 @@ pub const OUTPUT_URI_ENV: &str = "SRAY_OUTPUT_URI";
 
 struct Warm {
     engine: Engine,
-    /// The panel shape of the inputs it holds; a request of another shape starts afresh.
-    dim: Option<(usize, usize)>,
+    /// The size of each named dim of the inputs it holds; a request giving a dim
+    /// another size starts afresh.
+    dims: Vec<(&'static str, usize)>,
 }
 
 /// The state of the serving process.
@@ -112,12 +112,12 @@ impl Handler {
             };
             batch.push((spec.input_index(&name)?, value));
         }
-        let (values, shape, stats) = self.compute(d, batch, &targets)?;
+        let (values, shapes, stats) = self.compute(d, batch, &targets)?;
         let inline = request.output_uri.is_none();
         let mut outputs = Map::new();
         if inline {
-            for (name, v) in request.outputs.iter().zip(&values) {
-                outputs.insert(name.clone(), encode_array(v, &shape, request.format));
+            for ((name, v), shape) in request.outputs.iter().zip(&values).zip(&shapes) {
+                outputs.insert(name.clone(), encode_array(v, shape, request.format));
             }
             let response = json!({"outputs": outputs, "stats": stats});
             let size = serde_json::to_vec(&response)
@@ -142,21 +142,21 @@ impl Handler {
                     ),
                 )
             })?;
-        for (name, v) in request.outputs.iter().zip(&values) {
-            let uri = self.s3.write_output(&prefix, name, v, &shape).await?;
+        for ((name, v), shape) in request.outputs.iter().zip(&values).zip(&shapes) {
+            let uri = self.s3.write_output(&prefix, name, v, shape).await?;
             outputs.insert(name.clone(), json!({"uri": uri, "shape": shape}));
         }
         Ok(json!({"outputs": outputs, "stats": stats}))
     }
 
     /// Sets the inputs on the DAG's warm engine and computes the targets; returns their
-    /// values, the output shape and the per-node stats of this invocation.
+    /// values, the shape each is handed out in and the per-node stats of this invocation.
     fn compute(
         &self,
         d: usize,
         batch: Vec<(usize, InputValue)>,
         targets: &[usize],
-    ) -> Outcome<(Vec<Arc<Panel>>, Vec<usize>, Value)> {
+    ) -> Outcome<(Vec<Arc<Panel>>, Vec<Vec<usize>>, Value)> {
         let spec = self.dags[d];
         // A panic while the lock was held leaves the engine in an unknown state: drop it.
         let mut guard = self.warm[d].lock().unwrap_or_else(|poisoned| {
@@ -164,40 +164,38 @@ impl Handler {
             *g = None;
             g
         });
-        // The shape most inputs share is the reference that an odd one is named against.
-        let count = |d| batch.iter().filter(|(_, v)| v.panel.dim() == d).count();
-        let reference = batch
-            .iter()
-            .max_by_key(|(i, v)| (count(v.panel.dim()), std::cmp::Reverse(*i)));
-        let dim = reference.map(|(_, v)| v.panel.dim());
-        if let (Some((first, fv)), Some((i, v))) = (
-            reference,
-            batch.iter().find(|(_, v)| Some(v.panel.dim()) != dim),
-        ) {
-            return Err(Failure::new(
-                Kind::ShapeMismatch,
-                format!(
-                    "input `{}` has shape {}, expected {} (the shape of input `{}`; all inputs of {} share one shape)",
-                    spec.inputs[*i],
-                    shape_str(&v.given_shape),
-                    shape_str(&fv.given_shape),
-                    spec.inputs[*first],
-                    spec.name
-                ),
-            ));
+        // The size of each named dim in this request. A warm engine holding other sizes
+        // starts afresh: inputs it kept from earlier requests would disagree with these.
+        // (Inputs of one request that disagree are the engine's ShapeMismatch.)
+        let mut dims: Vec<(&'static str, usize)> = Vec::new();
+        for (i, v) in &batch {
+            let (rows, cols) = v.panel.dim();
+            for (name, size) in spec.input_dims[*i].into_iter().zip([rows, cols]) {
+                if !dims.iter().any(|(n, _)| *n == name) {
+                    dims.push((name, size));
+                }
+            }
         }
+        let agrees = |w: &Warm| {
+            dims.iter()
+                .all(|(n, size)| w.dims.iter().all(|(m, s)| m != n || s == size))
+        };
         let warm = match guard.take() {
-            Some(w) if w.dim == dim => w,
+            Some(mut w) if agrees(&w) => {
+                w.dims.retain(|(m, _)| !dims.iter().any(|(n, _)| n == m));
+                w.dims.extend(dims);
+                w
+            }
             _ => Warm {
                 engine: Engine::new(spec),
-                dim,
+                dims,
             },
         };
         let warm = guard.insert(warm);
         let before: Vec<NodeStats> = warm.engine.stats().to_vec();
         warm.engine.set_inputs(batch)?;
         let values = warm.engine.compute(targets)?;
-        let shape = warm.engine.output_shape().unwrap_or_default();
+        let shapes = values.iter().map(|v| warm.engine.output_shape(v)).collect();
         let mut stats = Map::new();
         for ((node, now), was) in spec.nodes.iter().zip(warm.engine.stats()).zip(&before) {
             stats.insert(
@@ -209,7 +207,7 @@ impl Handler {
                 }),
             );
         }
-        Ok((values, shape, Value::Object(stats)))
+        Ok((values, shapes, Value::Object(stats)))
     }
 }
 
@@ -261,6 +259,7 @@ mod tests {
     static ONE: GraphSpec = GraphSpec {
         name: "One",
         inputs: &["x"],
+        input_dims: &[["T", "N"]],
         nodes: &[
             NodeSpec {
                 name: "twice",
@@ -284,6 +283,7 @@ mod tests {
     static BROKEN: GraphSpec = GraphSpec {
         name: "Broken",
         inputs: &["x"],
+        input_dims: &[["T", "N"]],
         nodes: &[NodeSpec {
             name: "bad",
             doc: "",
