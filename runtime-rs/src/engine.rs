@@ -227,7 +227,8 @@ impl Engine {
     }
 
     /// Checks that the inputs `batch` sets and those it keeps agree on the size of every
-    /// named dim of [`GraphSpec::input_dims`]; a conflict is blamed on an input of `batch`.
+    /// named dim of [`GraphSpec::input_dims`]; a conflict is blamed on an input of `batch`
+    /// (the later declared one when two inputs of `batch` disagree).
     fn check_dims(&self, batch: &[(usize, InputValue)]) -> Result<()> {
         let kept = (0..self.inputs.len())
             .filter(|i| !batch.iter().any(|(j, _)| j == i))
@@ -236,9 +237,13 @@ impl Engine {
                     .as_ref()
                     .map(|s| (i, s.value.dim(), &s.given_shape))
             });
-        let given = batch
+        // In declaration order, whatever order the caller gave them in (a JSON object's
+        // keys, say), so the input blamed for a conflict does not depend on that order.
+        let mut given: Vec<_> = batch
             .iter()
-            .map(|(i, v)| (*i, v.panel.dim(), &v.given_shape));
+            .map(|(i, v)| (*i, v.panel.dim(), &v.given_shape))
+            .collect();
+        given.sort_by_key(|g| g.0);
         // (dim name, size, input that fixed it)
         let mut bound: Vec<(&str, usize, usize)> = Vec::new();
         for (i, (rows, cols), given_shape) in kept.chain(given) {

@@ -20,6 +20,14 @@ pub const RESPONSE_LIMIT: usize = 6 * 1024 * 1024;
 /// `output_uri`.
 pub const OUTPUT_URI_ENV: &str = "SRAY_OUTPUT_URI";
 
+/// What one invocation computed: the values, the shape each is handed out in, and the
+/// per-node stats of this invocation.
+struct Computed {
+    values: Vec<Arc<Panel>>,
+    shapes: Vec<Vec<usize>>,
+    stats: Value,
+}
+
 struct Warm {
     engine: Engine,
     /// The size of each named dim of the inputs it holds; a request giving a dim
@@ -112,7 +120,11 @@ impl Handler {
             };
             batch.push((spec.input_index(&name)?, value));
         }
-        let (values, shapes, stats) = self.compute(d, batch, &targets)?;
+        let Computed {
+            values,
+            shapes,
+            stats,
+        } = self.compute(d, batch, &targets)?;
         let inline = request.output_uri.is_none();
         let mut outputs = Map::new();
         if inline {
@@ -149,14 +161,13 @@ impl Handler {
         Ok(json!({"outputs": outputs, "stats": stats}))
     }
 
-    /// Sets the inputs on the DAG's warm engine and computes the targets; returns their
-    /// values, the shape each is handed out in and the per-node stats of this invocation.
+    /// Sets the inputs on the DAG's warm engine and computes the targets.
     fn compute(
         &self,
         d: usize,
         batch: Vec<(usize, InputValue)>,
         targets: &[usize],
-    ) -> Outcome<(Vec<Arc<Panel>>, Vec<Vec<usize>>, Value)> {
+    ) -> Outcome<Computed> {
         let spec = self.dags[d];
         // A panic while the lock was held leaves the engine in an unknown state: drop it.
         let mut guard = self.warm[d].lock().unwrap_or_else(|poisoned| {
@@ -207,7 +218,11 @@ impl Handler {
                 }),
             );
         }
-        Ok((values, shapes, Value::Object(stats)))
+        Ok(Computed {
+            values,
+            shapes,
+            stats: Value::Object(stats),
+        })
     }
 }
 
