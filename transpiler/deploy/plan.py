@@ -114,12 +114,16 @@ class DeployPlan:
         if not self.steps:
             lines.append(f"no changes: {self.function_name} is up to date (alias {s.alias} -> {self.reuse_version})")
         else:
-            lines.append("steps:")
-            lines += [f"  {i}. {st.action:<16} {st.detail}" for i, st in enumerate(self.steps, 1)]
+            lines += steps_text(self.steps)
         return "\n".join(lines)
 
     def render_json(self) -> str:
         return json.dumps(self.to_json(), indent=2, sort_keys=True)
+
+
+def steps_text(steps: list[Step]) -> list[str]:
+    """The numbered steps of a deploy or destroy plan, for `render`."""
+    return ["steps:"] + [f"  {i}. {st.action:<16} {st.detail}" for i, st in enumerate(steps, 1)]
 
 
 def _size(n: int) -> str:

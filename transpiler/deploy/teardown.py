@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from . import iam
 from .aws import Aws, errors, is_missing
 from .errors import DeployError
-from .plan import BUCKET_TAG, CODE_PREFIX, FUNCTION_TAG, ROLE_TAG, Step
+from .plan import BUCKET_TAG, CODE_PREFIX, FUNCTION_TAG, ROLE_TAG, Step, steps_text
 
 
 @dataclass
@@ -37,8 +37,7 @@ class DestroyPlan:
         if not self.steps:
             lines.append(f"nothing to destroy: no function {self.function_name}, and nothing sray-gen created for it")
         else:
-            lines.append("steps:")
-            lines += [f"  {i}. {st.action:<16} {st.detail}" for i, st in enumerate(self.steps, 1)]
+            lines += steps_text(self.steps)
         return "\n".join(lines)
 
     def render_json(self) -> str:
