@@ -308,7 +308,72 @@ mod tests {
         }],
         levels: &[&[0]],
     };
-    static DAGS: &[&GraphSpec] = &[&ONE, &BROKEN];
+    fn project(a: &[&Panel]) -> Panel {
+        crate::linalg::matmul(a[0], a[1])
+    }
+    fn scale(a: &[&Panel]) -> Panel {
+        map([a[0]], |[w]| 10.0 * w)
+    }
+    // returns (T, N) @ loadings (N, K): outputs of two shapes, inputs with named dims.
+    static PROJ: GraphSpec = GraphSpec {
+        name: "Proj",
+        inputs: &["returns", "loadings"],
+        input_dims: &[["T", "N"], ["N", "K"]],
+        nodes: &[
+            NodeSpec {
+                name: "exposure",
+                doc: "",
+                deps: &[0, 1],
+                kernel: project,
+                public: true,
+            },
+            NodeSpec {
+                name: "scaled",
+                doc: "",
+                deps: &[1],
+                kernel: scale,
+                public: true,
+            },
+        ],
+        levels: &[&[0, 1]],
+    };
+    static DAGS: &[&GraphSpec] = &[&ONE, &BROKEN, &PROJ];
+
+    fn ones(rows: usize, cols: usize) -> Value {
+        json!({"shape": [rows, cols], "data": vec![1.0; rows * cols]})
+    }
+
+    #[test]
+    fn named_dims_shape_each_output_and_a_new_size_restarts_the_dag() {
+        let h = Arc::new(Handler::new(DAGS));
+        let request = |t: usize, n: usize, k: usize, outputs: Value| {
+            json!({"dag": "Proj", "inputs": {"returns": ones(t, n), "loadings": ones(n, k)},
+                   "outputs": outputs, "format": "json"})
+        };
+        let ok = call(&h, request(4, 3, 2, json!(["exposure", "scaled"]))).unwrap();
+        assert_eq!(ok["outputs"]["exposure"]["shape"], json!([4, 2]));
+        assert_eq!(ok["outputs"]["exposure"]["data"], json!(vec![3.0; 8]));
+        assert_eq!(ok["outputs"]["scaled"]["shape"], json!([3, 2]));
+        // Loadings with 5 rows disagree with the 3 columns of returns: blamed on loadings,
+        // the later declared input, whatever the key order of the request.
+        let bad = json!({"dag": "Proj", "inputs": {"loadings": ones(5, 2), "returns": ones(4, 3)},
+                         "outputs": ["exposure"]});
+        let err = call(&h, bad).unwrap_err();
+        assert_eq!(err.kind, Kind::ShapeMismatch);
+        assert!(
+            err.message
+                .contains("input `loadings` has shape (5, 2), expected (N, K) with N = 3"),
+            "{}",
+            err.message
+        );
+        // A request with N = 6 cannot reuse the warm engine (its kept inputs have N = 3):
+        // the DAG starts afresh instead of failing.
+        let ok = call(&h, request(4, 6, 2, json!(["exposure"]))).unwrap();
+        assert_eq!(ok["outputs"]["exposure"]["data"], json!(vec![6.0; 8]));
+        // The same sizes again: warm, nothing recomputed.
+        let ok = call(&h, request(4, 6, 2, json!(["exposure"]))).unwrap();
+        assert_eq!(ok["stats"]["exposure"]["computes"], 0);
+    }
 
     fn call(h: &Arc<Handler>, v: Value) -> Result<Value, Failure> {
         tokio::runtime::Builder::new_current_thread()
@@ -326,7 +391,11 @@ mod tests {
         let h = Arc::new(Handler::new(DAGS));
         let err = call(&h, json!({"outputs": ["twice"]})).unwrap_err();
         assert_eq!(err.kind, Kind::UnknownDag);
-        assert!(err.message.contains("`One`, `Broken`"), "{}", err.message);
+        assert!(
+            err.message.contains("`One`, `Broken`, `Proj`"),
+            "{}",
+            err.message
+        );
         let ok = call(
             &h,
             json!({"dag": "One", "inputs": {"x": x(1.5)}, "outputs": ["twice"], "format": "json"}),
