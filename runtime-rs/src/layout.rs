@@ -6,6 +6,11 @@
 //! column's values oldest first and answers one output per value. On a C-order panel a
 //! task takes a block of adjacent columns and advances all their states row by row, so
 //! memory is read contiguously; on a Fortran-order panel each column is contiguous.
+//!
+//! A short window is cheaper computed directly than through a state machine: output row
+//! `t` of a [`window_rows`] kernel is a function of input rows `t - d + 1 ..= t` only, which
+//! on a C-order panel are one contiguous slice, so the kernel loops over them across all
+//! columns at once (loops the compiler vectorizes) and rows split freely across threads.
 
 use crate::Panel;
 use ndarray::{Array2, ArrayView2, Axis, ShapeBuilder};
@@ -94,6 +99,44 @@ fn rolling_n<const K: usize, R: Send>(
                 }
             });
     }
+    out
+}
+
+/// Runs a direct window kernel: `f(windows, out_row)` writes output row `t` (all `n`
+/// columns) from `windows[k]`, the `d` rows `t - d + 1 ..= t` of argument `k` as one
+/// C-order slice of `d * n` values (oldest row first). Rows before the first full
+/// window are NaN. Rows run in parallel; the output is C-order.
+pub fn window_rows<const K: usize>(
+    args: [&Panel; K],
+    d: usize,
+    f: impl Fn([&[f64]; K], &mut [f64]) + Sync,
+) -> Panel {
+    assert!(d >= 1, "windows are at least 1");
+    assert!(
+        args.iter().all(|a| a.dim() == args[0].dim()),
+        "panels of different shapes"
+    );
+    let (t, n) = args[0].dim();
+    let owned: [_; K] = std::array::from_fn(|k| args[k].as_standard_layout());
+    let slices: [&[f64]; K] =
+        std::array::from_fn(|k| owned[k].as_slice().expect("standard layout is contiguous"));
+    let mut out = Array2::from_shape_vec((t, n), crate::pool::zeros(t * n)).expect("t * n values");
+    if t == 0 || n == 0 {
+        return out;
+    }
+    out.as_slice_mut()
+        .expect("fresh C-order panel")
+        .par_chunks_mut(n)
+        .with_min_len(4)
+        .enumerate()
+        .for_each(|(row, o)| {
+            if row + 1 < d {
+                o.fill(f64::NAN);
+            } else {
+                let span = (row + 1 - d) * n..(row + 1) * n;
+                f(std::array::from_fn(|k| &slices[k][span.clone()]), o);
+            }
+        });
     out
 }
 

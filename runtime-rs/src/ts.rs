@@ -18,14 +18,211 @@
 //! as cheap as a running update at that size, and bitwise equal to a plain two-pass
 //! computation (numpy's), so values that are mathematically tied stay tied for a later
 //! `rank` instead of being split by rounding noise.
+//!
+//! Short windows are computed directly from the window's rows ([`crate::layout::window_rows`]):
+//! each output row from the `d` input rows ending at it, looping across columns, which
+//! the compiler vectorizes. The per-column state machines are for long windows, where
+//! O(d) work per step would cost more than their O(1) updates. Both give the same bits
+//! for sums, moments, extremes and ranks (the tests below check it).
 
-use crate::layout::{rolling, rolling2, Rolling, Rolling2};
+use crate::layout::{rolling, rolling2, window_rows, Rolling, Rolling2};
 use crate::Panel;
 use ndarray::{s, Array2};
 use std::collections::VecDeque;
 
 /// Windows up to this size are recomputed directly at every step.
 pub const SMALL_WINDOW: usize = 16;
+
+/// Windows up to this size take the direct path for extremes and `ts_rank` too: a
+/// comparison per value is cheaper than a deque or a sorted window at this size.
+pub const DIRECT_ORDER_WINDOW: usize = 64;
+
+/// Columns per tile of a direct kernel, so that its per-column temporaries stay in L1.
+const TILE: usize = 256;
+
+/// The `d` rows of a window (oldest first), each cut to the columns `cols`.
+fn window_tile<'a>(
+    w: &'a [f64],
+    n: usize,
+    cols: std::ops::Range<usize>,
+) -> impl Iterator<Item = &'a [f64]> + 'a {
+    w.chunks_exact(n).map(move |row| &row[cols.clone()])
+}
+
+/// Column tiles of a row of `n` values.
+fn tiles(n: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+    (0..n).step_by(TILE).map(move |j| j..(j + TILE).min(n))
+}
+
+/// Direct `ts_sum`: Σ of the window's values oldest first, as [`plain_sum`] (NaN in, NaN out).
+fn direct_sum(w: &[f64], out: &mut [f64]) {
+    out.fill(0.0);
+    for row in w.chunks_exact(out.len()) {
+        for (o, &v) in out.iter_mut().zip(row) {
+            *o += v;
+        }
+    }
+}
+
+/// 1.0 where `c`, else 0.0: flags kept as f64 so that loops stay one lane width and
+/// vectorize.
+#[inline(always)]
+fn flag(c: bool) -> f64 {
+    if c {
+        1.0
+    } else {
+        0.0
+    }
+}
+
+/// Direct two-pass moments of short windows, per column in the order of
+/// `Moments::exact_plain`: `finish(c, m2x, m2y, flat)` for windows free of NaN, where
+/// `flat` says either window holds `d` equal values; NaN elsewhere. `y = None` is the
+/// one-panel case (`ts_std`: y is x).
+fn direct_moments(
+    x: &[f64],
+    y: Option<&[f64]>,
+    out: &mut [f64],
+    finish: impl Fn(f64, f64, f64, bool) -> f64,
+) {
+    let n = out.len();
+    let d = x.len() / n;
+    let dn = d as f64;
+    let y_or_x = y.unwrap_or(x);
+    for cols in tiles(n) {
+        let m = cols.len();
+        let (mut sx, mut sy) = ([0.0f64; TILE], [0.0f64; TILE]);
+        // Counts of NaN values, and of values unequal to the newest (0: a flat window).
+        let (mut nan, mut moved_x, mut moved_y) = ([0.0f64; TILE], [0.0f64; TILE], [0.0f64; TILE]);
+        let last_x = &x[(d - 1) * n..][cols.clone()];
+        let last_y = &y_or_x[(d - 1) * n..][cols.clone()];
+        for (rx, ry) in window_tile(x, n, cols.clone()).zip(window_tile(y_or_x, n, cols.clone())) {
+            let (sx, sy, nan) = (&mut sx[..m], &mut sy[..m], &mut nan[..m]);
+            let (moved_x, moved_y) = (&mut moved_x[..m], &mut moved_y[..m]);
+            let (rx, ry, lx, ly) = (&rx[..m], &ry[..m], &last_x[..m], &last_y[..m]);
+            for i in 0..m {
+                sx[i] += rx[i];
+                sy[i] += ry[i];
+                nan[i] += flag(rx[i].is_nan()) + flag(ry[i].is_nan());
+                moved_x[i] += flag(rx[i] != lx[i]);
+                moved_y[i] += flag(ry[i] != ly[i]);
+            }
+        }
+        let (mut c, mut m2x, mut m2y) = ([0.0f64; TILE], [0.0f64; TILE], [0.0f64; TILE]);
+        for i in 0..m {
+            sx[i] /= dn;
+            sy[i] /= dn;
+        }
+        for (rx, ry) in window_tile(x, n, cols.clone()).zip(window_tile(y_or_x, n, cols.clone())) {
+            let (c, m2x, m2y) = (&mut c[..m], &mut m2x[..m], &mut m2y[..m]);
+            let (mx, my, rx, ry) = (&sx[..m], &sy[..m], &rx[..m], &ry[..m]);
+            for i in 0..m {
+                let (dx, dy) = (rx[i] - mx[i], ry[i] - my[i]);
+                c[i] += dx * dy;
+                m2x[i] += dx * dx;
+                m2y[i] += dy * dy;
+            }
+        }
+        for (i, o) in out[cols].iter_mut().enumerate() {
+            *o = if nan[i] > 0.0 {
+                f64::NAN
+            } else {
+                finish(c[i], m2x[i], m2y[i], moved_x[i] == 0.0 || moved_y[i] == 0.0)
+            };
+        }
+    }
+}
+
+/// Direct extremes: the window's max (`MAX`) or min, or its 1-based position (`POS`;
+/// the first occurrence on ties, as the deque keeps it).
+fn direct_extreme<const MAX: bool, const POS: bool>(w: &[f64], out: &mut [f64]) {
+    let n = out.len();
+    for cols in tiles(n) {
+        let m = cols.len();
+        let mut rows = window_tile(w, n, cols.clone());
+        let first = rows.next().expect("d >= 1");
+        let (mut best, mut pos, mut nan) = ([0.0f64; TILE], [1.0f64; TILE], [0.0f64; TILE]);
+        for i in 0..m {
+            best[i] = first[i];
+            nan[i] = flag(first[i].is_nan());
+        }
+        for (k, row) in rows.enumerate() {
+            let at = (k + 2) as f64;
+            let (best, pos, nan, row) = (&mut best[..m], &mut pos[..m], &mut nan[..m], &row[..m]);
+            for i in 0..m {
+                let v = row[i];
+                let better = if MAX { v > best[i] } else { v < best[i] };
+                best[i] = if better { v } else { best[i] };
+                if POS {
+                    // Exact on small integers; unlike a second select, this vectorizes.
+                    pos[i] += (at - pos[i]) * flag(better);
+                }
+                nan[i] += flag(v.is_nan());
+            }
+        }
+        for (i, o) in out[cols].iter_mut().enumerate() {
+            *o = match (nan[i] > 0.0, POS) {
+                (true, _) => f64::NAN,
+                (false, true) => pos[i],
+                (false, false) => best[i],
+            };
+        }
+    }
+}
+
+/// Direct `ts_rank`: counts of window values below and equal to the newest.
+fn direct_rank(w: &[f64], out: &mut [f64]) {
+    let n = out.len();
+    let d = w.len() / n;
+    for cols in tiles(n) {
+        let m = cols.len();
+        let newest = &w[(d - 1) * n..][cols.clone()];
+        let (mut less, mut equal, mut nan) = ([0.0f64; TILE], [0.0f64; TILE], [0.0f64; TILE]);
+        for row in window_tile(w, n, cols.clone()) {
+            let (less, equal, nan) = (&mut less[..m], &mut equal[..m], &mut nan[..m]);
+            let (row, newest) = (&row[..m], &newest[..m]);
+            for i in 0..m {
+                let (x, v) = (row[i], newest[i]);
+                less[i] += flag(x < v);
+                equal[i] += flag(x == v);
+                nan[i] += flag(x.is_nan());
+            }
+        }
+        for (i, o) in out[cols].iter_mut().enumerate() {
+            *o = if nan[i] > 0.0 {
+                f64::NAN
+            } else {
+                (less[i] + (equal[i] + 1.0) / 2.0) / d as f64
+            };
+        }
+    }
+}
+
+/// Direct `ts_product`: the window's values multiplied oldest first (NaN in, NaN out).
+fn direct_product(w: &[f64], out: &mut [f64]) {
+    let n = out.len();
+    let mut rows = w.chunks_exact(n);
+    out.copy_from_slice(rows.next().expect("d >= 1"));
+    for row in rows {
+        for (o, &v) in out.iter_mut().zip(row) {
+            *o *= v;
+        }
+    }
+}
+
+/// Direct `decay_linear`: Σ k·x_k oldest first (k = 1 for the oldest) over `total`.
+fn direct_decay(w: &[f64], out: &mut [f64], total: f64) {
+    out.fill(0.0);
+    for (k, row) in w.chunks_exact(out.len()).enumerate() {
+        let weight = (k + 1) as f64;
+        for (o, &v) in out.iter_mut().zip(row) {
+            *o += weight * v;
+        }
+    }
+    for o in out.iter_mut() {
+        *o /= total;
+    }
+}
 
 /// Σ of values in order, no compensation: what numpy's reductions do for short rows.
 fn plain_sum(values: impl Iterator<Item = f64>) -> f64 {
@@ -204,12 +401,21 @@ fn sum_state(d: usize) -> Sum {
 
 /// `x.rolling(d).sum()`.
 pub fn ts_sum(x: &Panel, d: usize) -> Panel {
+    if window_len(d) <= SMALL_WINDOW {
+        return window_rows([x], d, |[w], out| direct_sum(w, out));
+    }
     rolling(x, || sum_state(d))
 }
 
 /// `x.rolling(d).mean()`.
 pub fn ts_mean(x: &Panel, d: usize) -> Panel {
     let inv = d as f64;
+    if window_len(d) <= SMALL_WINDOW {
+        return window_rows([x], d, |[w], out| {
+            direct_sum(w, out);
+            out.iter_mut().for_each(|o| *o /= inv);
+        });
+    }
     rolling(x, || {
         let mut state = sum_state(d);
         move |v: f64| state.push(v) / inv
@@ -332,6 +538,19 @@ impl Moments {
 
 /// `x.rolling(d).std()` (ddof=1); exactly 0 on a flat window.
 pub fn ts_std(x: &Panel, d: usize) -> Panel {
+    if window_len(d) <= SMALL_WINDOW {
+        return window_rows([x], d, |[w], out| {
+            direct_moments(w, None, out, |_, m2x, _, flat| {
+                if d < 2 {
+                    f64::NAN
+                } else if flat {
+                    0.0
+                } else {
+                    (m2x.max(0.0) / (d as f64 - 1.0)).sqrt()
+                }
+            })
+        });
+    }
     rolling(x, || {
         let mut m = Moments::new(d);
         move |v: f64| {
@@ -367,8 +586,26 @@ impl Rolling2 for Cov {
     }
 }
 
+/// Direct covariance or correlation of short windows, with `Cov`'s rules.
+fn direct_cov(x: &Panel, y: &Panel, d: usize, correlation: bool) -> Panel {
+    window_rows([x, y], d, |[wx, wy], out| {
+        direct_moments(wx, Some(wy), out, |c, m2x, m2y, flat| {
+            match (d < 2, correlation, flat) {
+                (true, _, _) => f64::NAN,
+                (false, false, true) => 0.0,
+                (false, false, false) => c / (d as f64 - 1.0),
+                (false, true, true) => f64::NAN,
+                (false, true, false) => c / (m2x.max(0.0) * m2y.max(0.0)).sqrt(),
+            }
+        })
+    })
+}
+
 /// `x.rolling(d).cov(y)` (ddof=1); exactly 0 where either window is flat.
 pub fn covariance(x: &Panel, y: &Panel, d: usize) -> Panel {
+    if window_len(d) <= SMALL_WINDOW {
+        return direct_cov(x, y, d, false);
+    }
     rolling2(x, y, || Cov {
         m: Moments::new(d),
         correlation: false,
@@ -377,6 +614,9 @@ pub fn covariance(x: &Panel, y: &Panel, d: usize) -> Panel {
 
 /// `x.rolling(d).corr(y)`; NaN where either window is flat.
 pub fn correlation(x: &Panel, y: &Panel, d: usize) -> Panel {
+    if window_len(d) <= SMALL_WINDOW {
+        return direct_cov(x, y, d, true);
+    }
     rolling2(x, y, || Cov {
         m: Moments::new(d),
         correlation: true,
@@ -434,6 +674,14 @@ impl Extreme {
 }
 
 fn extreme(x: &Panel, d: usize, max: bool, position: bool) -> Panel {
+    if window_len(d) <= DIRECT_ORDER_WINDOW {
+        return match (max, position) {
+            (false, false) => window_rows([x], d, |[w], o| direct_extreme::<false, false>(w, o)),
+            (false, true) => window_rows([x], d, |[w], o| direct_extreme::<false, true>(w, o)),
+            (true, false) => window_rows([x], d, |[w], o| direct_extreme::<true, false>(w, o)),
+            (true, true) => window_rows([x], d, |[w], o| direct_extreme::<true, true>(w, o)),
+        };
+    }
     rolling(x, || {
         let mut e = Extreme::new(d, max);
         move |v: f64| match e.push(v) {
@@ -467,6 +715,9 @@ pub fn ts_argmax(x: &Panel, d: usize) -> Panel {
 
 /// Rank of today's value within its window (average ties), divided by `d`.
 pub fn ts_rank(x: &Panel, d: usize) -> Panel {
+    if window_len(d) <= DIRECT_ORDER_WINDOW {
+        return window_rows([x], d, |[w], out| direct_rank(w, out));
+    }
     rolling(x, || {
         let mut w = Window::new(window_len(d));
         let mut sorted: Vec<f64> = Vec::with_capacity(d + 1);
@@ -492,6 +743,9 @@ pub fn ts_rank(x: &Panel, d: usize) -> Panel {
 
 /// `x.rolling(d).apply(np.prod)`, from a two-stack queue of partial products.
 pub fn ts_product(x: &Panel, d: usize) -> Panel {
+    if window_len(d) <= SMALL_WINDOW {
+        return window_rows([x], d, |[w], out| direct_product(w, out));
+    }
     rolling(x, || {
         let mut w = Window::new(window_len(d));
         // `front` holds suffix products of the older values (top = the oldest's);
@@ -525,6 +779,9 @@ pub fn ts_product(x: &Panel, d: usize) -> Panel {
 /// Linearly weighted mean of the window, the newest value weighted `d`.
 pub fn decay_linear(x: &Panel, d: usize) -> Panel {
     let total = (d * (d + 1)) as f64 / 2.0;
+    if window_len(d) <= SMALL_WINDOW {
+        return window_rows([x], d, |[w], out| direct_decay(w, out, total));
+    }
     rolling(x, || {
         let mut w = Window::new(window_len(d));
         // weighted = Σ k·x_k (k = 1 for the oldest), plain = Σ x_k.
@@ -554,4 +811,191 @@ pub fn decay_linear(x: &Panel, d: usize) -> Panel {
             weighted.value() / total
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::ShapeBuilder;
+
+    /// Columns of random values, small integers (ties), flat runs, NaN, ±inf and a C-order
+    /// panel wide enough to span several tiles.
+    fn panel(seed: u64) -> Panel {
+        let mut state = seed;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        Array2::from_shape_fn((90, 2 * TILE + 7), |(t, n)| {
+            let u = next();
+            match n % 4 {
+                _ if u < 0.03 => f64::NAN,
+                _ if u > 0.995 => f64::INFINITY,
+                0 => u * 100.0 - 50.0,
+                1 => (u * 3.0).floor(),
+                2 => ((t / 9) % 3) as f64, // flat runs of 9
+                _ => 1e6 + u,
+            }
+        })
+    }
+
+    /// The window of `x` ending at row `t` of column `j`, oldest first (None before full).
+    fn window(x: &Panel, t: usize, j: usize, d: usize) -> Option<Vec<f64>> {
+        (t + 1 >= d).then(|| (t + 1 - d..=t).map(|i| x[[i, j]]).collect())
+    }
+
+    fn same_bits(a: f64, b: f64) -> bool {
+        a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
+    }
+
+    /// Checks `got` against `want(window(s))` at every cell, bit for bit.
+    fn check(name: &str, got: &Panel, want: impl Fn(usize, usize) -> f64) {
+        for ((t, j), &g) in got.indexed_iter() {
+            let w = want(t, j);
+            assert!(same_bits(g, w), "{name}: at ({t}, {j}) got {g}, want {w}");
+        }
+    }
+
+    /// The two-pass moments the running kernels use for short windows
+    /// (`Moments::exact_plain`): what the direct path must reproduce bit for bit.
+    fn plain_moments(a: &[f64], b: &[f64]) -> (f64, f64, f64) {
+        let n = a.len() as f64;
+        let (mx, my) = (
+            plain_sum(a.iter().copied()) / n,
+            plain_sum(b.iter().copied()) / n,
+        );
+        let (mut c, mut m2x, mut m2y) = (0.0, 0.0, 0.0);
+        for (&p, &q) in a.iter().zip(b) {
+            let (dx, dy) = (p - mx, q - my);
+            c += dx * dy;
+            m2x += dx * dx;
+            m2y += dy * dy;
+        }
+        (c, m2x, m2y)
+    }
+
+    fn flat(w: &[f64]) -> bool {
+        w.iter().all(|&v| v == w[w.len() - 1])
+    }
+
+    #[test]
+    fn direct_short_windows_equal_the_plain_definitions_bit_for_bit() {
+        let (x, y) = (panel(1), panel(2));
+        for d in 1..=SMALL_WINDOW {
+            let nan = |w: &[f64]| w.iter().any(|v| v.is_nan());
+            let on = |t, j| window(&x, t, j, d).filter(|w| !nan(w));
+            let pair = |t, j| {
+                let (a, b) = (window(&x, t, j, d)?, window(&y, t, j, d)?);
+                (!nan(&a) && !nan(&b)).then_some((a, b))
+            };
+            check("ts_sum", &ts_sum(&x, d), |t, j| {
+                on(t, j).map_or(f64::NAN, |w| plain_sum(w.into_iter()))
+            });
+            check("ts_mean", &ts_mean(&x, d), |t, j| {
+                on(t, j).map_or(f64::NAN, |w| plain_sum(w.into_iter()) / d as f64)
+            });
+            check("ts_std", &ts_std(&x, d), |t, j| match on(t, j) {
+                Some(_) if d < 2 => f64::NAN,
+                Some(w) if flat(&w) => 0.0,
+                Some(w) => (plain_moments(&w, &w).1.max(0.0) / (d as f64 - 1.0)).sqrt(),
+                None => f64::NAN,
+            });
+            check("covariance", &covariance(&x, &y, d), |t, j| {
+                match pair(t, j) {
+                    Some(_) if d < 2 => f64::NAN,
+                    Some((a, b)) if flat(&a) || flat(&b) => 0.0,
+                    Some((a, b)) => plain_moments(&a, &b).0 / (d as f64 - 1.0),
+                    None => f64::NAN,
+                }
+            });
+            check("correlation", &correlation(&x, &y, d), |t, j| {
+                match pair(t, j) {
+                    Some((a, b)) if d >= 2 && !flat(&a) && !flat(&b) => {
+                        let (c, m2x, m2y) = plain_moments(&a, &b);
+                        c / (m2x.max(0.0) * m2y.max(0.0)).sqrt()
+                    }
+                    _ => f64::NAN,
+                }
+            });
+            check("ts_product", &ts_product(&x, d), |t, j| {
+                on(t, j).map_or(f64::NAN, |w| w.iter().skip(1).fold(w[0], |p, v| p * v))
+            });
+            let total = (d * (d + 1)) as f64 / 2.0;
+            check("decay_linear", &decay_linear(&x, d), |t, j| {
+                on(t, j).map_or(f64::NAN, |w| {
+                    plain_sum(w.iter().enumerate().map(|(k, v)| (k + 1) as f64 * v)) / total
+                })
+            });
+        }
+    }
+
+    /// Extremes and `ts_rank` agree on both paths (direct up to DIRECT_ORDER_WINDOW, the
+    /// deque or the sorted window beyond): the comparison below is the definition.
+    #[test]
+    fn extremes_and_ts_rank_match_their_definitions_on_both_paths() {
+        let x = panel(3);
+        for d in [
+            1,
+            2,
+            3,
+            5,
+            16,
+            17,
+            40,
+            DIRECT_ORDER_WINDOW,
+            DIRECT_ORDER_WINDOW + 1,
+            80,
+        ] {
+            let on = |t, j| window(&x, t, j, d).filter(|w| w.iter().all(|v| !v.is_nan()));
+            // First occurrence of the extreme, 1-based.
+            let arg = |w: &[f64], max: bool| {
+                let mut best = 0;
+                for (k, &v) in w.iter().enumerate() {
+                    if (max && v > w[best]) || (!max && v < w[best]) {
+                        best = k;
+                    }
+                }
+                best
+            };
+            for max in [false, true] {
+                let value = if max { ts_max(&x, d) } else { ts_min(&x, d) };
+                check("ts_min/max", &value, |t, j| {
+                    on(t, j).map_or(f64::NAN, |w| w[arg(&w, max)])
+                });
+                let position = if max {
+                    ts_argmax(&x, d)
+                } else {
+                    ts_argmin(&x, d)
+                };
+                check("ts_argmin/argmax", &position, |t, j| {
+                    on(t, j).map_or(f64::NAN, |w| (arg(&w, max) + 1) as f64)
+                });
+            }
+            check("ts_rank", &ts_rank(&x, d), |t, j| {
+                on(t, j).map_or(f64::NAN, |w| {
+                    let v = w[d - 1];
+                    let less = w.iter().filter(|&&u| u < v).count() as f64;
+                    let equal = w.iter().filter(|&&u| u == v).count() as f64;
+                    (less + (equal + 1.0) / 2.0) / d as f64
+                })
+            });
+        }
+    }
+
+    #[test]
+    fn fortran_order_panels_give_the_same_values() {
+        let x = panel(4);
+        let mut f = Array2::zeros(x.dim().f());
+        f.assign(&x);
+        for d in [3, 20] {
+            assert!(crate::kernels::bitwise_eq(&ts_std(&x, d), &ts_std(&f, d)));
+            assert!(crate::kernels::bitwise_eq(&ts_rank(&x, d), &ts_rank(&f, d)));
+            assert!(crate::kernels::bitwise_eq(
+                &correlation(&x, &x, d),
+                &correlation(&f, &x, d)
+            ));
+        }
+    }
 }
