@@ -1,7 +1,7 @@
 //! Seconds per call of the window and cross-sectional kernels used by
 //! examples/alphas101.py, on a C-order (T, N) panel like those the engine gets from numpy.
 //!
-//!     cargo run --release --example kernels -- [T] [N] [repeats] [filter]
+//!     cargo run --release --example kernels -- [T] [N] [repeats] [filter, or =name]
 //!
 //! For profiling kernel changes (bench/RESULTS.md, section (b)); run it with
 //! RAYON_NUM_THREADS=1 for a steadier number on a shared machine, or under
@@ -89,7 +89,11 @@ fn main() {
     kernels.push(("zscore".into(), Box::new(|x, _| cs::zscore(x))));
     let mut total = 0.0;
     for (name, kernel) in &kernels {
-        if !name.contains(filter.as_str()) {
+        let wanted = match filter.strip_prefix('=') {
+            Some(exact) => name == exact,
+            None => name.contains(filter.as_str()),
+        };
+        if !wanted {
             continue;
         }
         let mut best = f64::INFINITY;

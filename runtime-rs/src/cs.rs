@@ -79,29 +79,104 @@ fn sort_by_key(pairs: &mut Vec<(u64, u32)>) {
     *pairs = from;
 }
 
-/// The (key, index) pairs of a row's non-NaN values, sorted by key.
-fn sorted_keys(keys: &[f64]) -> Vec<(u64, u32)> {
-    assert!(
-        keys.len() <= u32::MAX as usize,
-        "rows of at most 2^32 values"
-    );
-    let mut order: Vec<(u64, u32)> = keys
-        .iter()
-        .enumerate()
-        .filter(|(_, v)| !v.is_nan())
-        .map(|(j, &v)| (order_key(v), j as u32))
-        .collect();
-    sort_by_key(&mut order);
-    order
+/// A row's non-NaN values spread over as many buckets as there are values, by
+/// `(v - min) * scale`: monotone in `v`, so every value of a bucket is above every value
+/// of the buckets before it, and equal values share a bucket. On typical rows buckets
+/// hold one or two values. `None` for rows that are short, hold infinities, or whose
+/// values are all equal.
+struct Buckets {
+    /// Bucket `b` holds `members[starts[b]..starts[b + 1]]` (indices into the row).
+    starts: Vec<u32>,
+    members: Vec<u32>,
 }
 
-/// Calls `f(group, first)` for each run of equal keys in `sorted` (from [`sorted_keys`]),
-/// in ascending order: `group` is the run, `first` its 0-based position.
-fn groups_of_equal(sorted: &[(u64, u32)], mut f: impl FnMut(&[(u64, u32)], usize)) {
+fn buckets(values: &[f64]) -> Option<Buckets> {
+    assert!(
+        values.len() <= u32::MAX as usize,
+        "rows of at most 2^32 values"
+    );
+    let (mut lo, mut hi, mut count) = (f64::INFINITY, f64::NEG_INFINITY, 0usize);
+    for &v in values {
+        // NaN compares false: skipped by all three.
+        lo = if v < lo { v } else { lo };
+        hi = if v > hi { v } else { hi };
+        count += usize::from(!v.is_nan());
+    }
+    if count < 64 || !lo.is_finite() || !hi.is_finite() || lo == hi {
+        return None;
+    }
+    // (hi - lo) may overflow to inf: scale 0 puts everything in bucket 0, still correct.
+    let scale = count as f64 / (hi - lo);
+    const NONE: u32 = u32::MAX;
+    let bucket: Vec<u32> = values
+        .iter()
+        .map(|&v| {
+            if v.is_nan() {
+                NONE
+            } else {
+                (((v - lo) * scale) as usize).min(count - 1) as u32
+            }
+        })
+        .collect();
+    let mut starts = vec![0u32; count + 1];
+    for &b in bucket.iter().filter(|&&b| b != NONE) {
+        starts[b as usize + 1] += 1;
+    }
+    for b in 0..count {
+        starts[b + 1] += starts[b];
+    }
+    let mut next = starts.clone();
+    let mut members = vec![0u32; count];
+    for (j, &b) in bucket.iter().enumerate() {
+        if b != NONE {
+            let slot = &mut next[b as usize];
+            members[*slot as usize] = j as u32;
+            *slot += 1;
+        }
+    }
+    Some(Buckets { starts, members })
+}
+
+/// Sorts indices by their values (ties in any order).
+fn sort_by_value(part: &mut [u32], values: &[f64]) {
+    part.sort_unstable_by(|&i, &j| values[i as usize].total_cmp(&values[j as usize]));
+}
+
+/// The indices of a row's non-NaN values, in ascending order of value (ties in any order):
+/// each bucket sorted, or a radix sort of (key, index) pairs where [`buckets`] declines.
+fn sorted_indices(values: &[f64]) -> Vec<u32> {
+    match buckets(values) {
+        Some(Buckets {
+            starts,
+            mut members,
+        }) => {
+            for b in starts.windows(2) {
+                sort_by_value(&mut members[b[0] as usize..b[1] as usize], values);
+            }
+            members
+        }
+        None => {
+            let mut pairs: Vec<(u64, u32)> = values
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| !v.is_nan())
+                .map(|(j, &v)| (order_key(v), j as u32))
+                .collect();
+            sort_by_key(&mut pairs);
+            pairs.into_iter().map(|(_, j)| j).collect()
+        }
+    }
+}
+
+/// Calls `f(group, first)` for each run of equal values in `sorted` (from
+/// [`sorted_indices`]), in ascending order: `group` holds the run's indices, `first`
+/// its 0-based position.
+fn groups_of_equal(values: &[f64], sorted: &[u32], mut f: impl FnMut(&[u32], usize)) {
     let mut i = 0;
     while i < sorted.len() {
+        let v = values[sorted[i] as usize];
         let mut j = i + 1;
-        while j < sorted.len() && sorted[j].0 == sorted[i].0 {
+        while j < sorted.len() && values[sorted[j] as usize] == v {
             j += 1;
         }
         f(&sorted[i..j], i);
@@ -109,19 +184,56 @@ fn groups_of_equal(sorted: &[(u64, u32)], mut f: impl FnMut(&[(u64, u32)], usize
     }
 }
 
+/// Writes the average rank over `n` of each run of equal values of `sorted` (indices
+/// in ascending order of value, `offset` values below the first).
+fn rank_sorted(values: &[f64], sorted: &[u32], offset: usize, n: f64, out: &mut [f64]) {
+    groups_of_equal(values, sorted, |group, first| {
+        // The group holds ranks first+1 ..= first+len; ties get their average.
+        let average = ((offset + first) as f64 + (group.len() as f64 + 1.0) / 2.0) / n;
+        for &k in group {
+            out[k as usize] = average;
+        }
+    });
+}
+
+/// Buckets up to this size are ranked by counting within the bucket, without a sort.
+const COUNT_IN_BUCKET: usize = 16;
+
 /// `x.rank(axis=1, pct=True)`: average ranks of ties, NaN not counted.
 pub fn rank(x: &Panel) -> Panel {
     by_row(x, None, |row, _, out| {
         out.fill(f64::NAN);
-        let sorted = sorted_keys(row);
-        let n = sorted.len() as f64;
-        groups_of_equal(&sorted, |group, first| {
-            // The group holds ranks first+1 ..= first+len; ties get their average.
-            let average = (first as f64 + (group.len() as f64 + 1.0) / 2.0) / n;
-            for &(_, k) in group {
-                out[k as usize] = average;
+        let Some(Buckets {
+            starts,
+            mut members,
+        }) = buckets(row)
+        else {
+            let sorted = sorted_indices(row);
+            rank_sorted(row, &sorted, 0, sorted.len() as f64, out);
+            return;
+        };
+        let n = members.len() as f64;
+        for b in starts.windows(2) {
+            let (start, part) = (b[0] as usize, &mut members[b[0] as usize..b[1] as usize]);
+            if part.len() > COUNT_IN_BUCKET {
+                sort_by_value(part, row);
+                rank_sorted(row, part, start, n, out);
+                continue;
             }
-        });
+            // Every value below this bucket is below v; none above it is. Counts are
+            // kept as f64 (exact integers): converting from usize costs more on x86-64.
+            let below = start as f64;
+            for &j in part.iter() {
+                let v = row[j as usize];
+                let (mut less, mut equal) = (below, 0.0f64);
+                for &k in part.iter() {
+                    let u = row[k as usize];
+                    less += if u < v { 1.0 } else { 0.0 };
+                    equal += if u == v { 1.0 } else { 0.0 };
+                }
+                out[j as usize] = (less + (equal + 1.0) / 2.0) / n;
+            }
+        }
     })
 }
 
@@ -167,9 +279,10 @@ pub fn indneutralize(x: &Panel, g: &Panel) -> Panel {
     );
     by_row(x, Some(g), |row, labels, out| {
         out.fill(f64::NAN);
-        let sorted = sorted_keys(labels.expect("labels given"));
-        groups_of_equal(&sorted, |group, _| {
-            let mut members: Vec<u32> = group.iter().map(|&(_, k)| k).collect();
+        let labels = labels.expect("labels given");
+        let sorted = sorted_indices(labels);
+        groups_of_equal(labels, &sorted, |group, _| {
+            let mut members: Vec<u32> = group.to_vec();
             members.sort_unstable(); // the mean adds members in column order
             let values: Vec<f64> = members.iter().map(|&k| row[k as usize]).collect();
             let (mean, _) = mean_of(&values);
@@ -185,24 +298,9 @@ mod tests {
     use super::*;
     use ndarray::Array2;
 
-    /// Average ranks over non-NaN values, by counting: the definition `rank` must meet on
-    /// rows long enough for the radix sort, with ties, both zeros, NaN and infinities.
-    #[test]
-    fn rank_matches_counting_on_long_rows_with_ties() {
-        let specials = [
-            f64::NAN,
-            0.0,
-            -0.0,
-            f64::INFINITY,
-            f64::NEG_INFINITY,
-            1e-300,
-            -2.5,
-        ];
-        let x = Array2::from_shape_fn((3, 1000), |(t, n)| match (n * 7919 + t * 31) % 11 {
-            k @ 0..=6 => specials[k],
-            k => ((n * 104729) % 97) as f64 * if k % 2 == 0 { 1.0 } else { -0.001 },
-        });
-        let got = rank(&x);
+    /// Average ranks over non-NaN values, by counting.
+    fn check_rank(x: &Array2<f64>) {
+        let got = rank(x);
         for ((t, j), &g) in got.indexed_iter() {
             let row = x.row(t);
             let v = row[j];
@@ -219,5 +317,45 @@ mod tests {
                 "at ({t}, {j}): {g} vs {want}"
             );
         }
+    }
+
+    /// `rank` meets the counting definition on rows long enough for the bucket sort (and
+    /// the radix sort, when a row holds infinities), with ties, both zeros and NaN; on rows
+    /// of equal values, of a range that overflows, and of a few huge outliers.
+    #[test]
+    fn rank_matches_counting_on_long_rows_with_ties() {
+        let specials = [
+            f64::NAN,
+            0.0,
+            -0.0,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            1e-300,
+            -2.5,
+        ];
+        let value = |t: usize, n: usize, with_inf: bool| match (n * 7919 + t * 31) % 11 {
+            3 | 4 if !with_inf => 7.0,
+            k @ 0..=6 => specials[k],
+            k => ((n * 104729) % 97) as f64 * if k % 2 == 0 { 1.0 } else { -0.001 },
+        };
+        check_rank(&Array2::from_shape_fn((3, 1000), |(t, n)| {
+            value(t, n, true)
+        }));
+        check_rank(&Array2::from_shape_fn((3, 1000), |(t, n)| {
+            value(t, n, false)
+        }));
+        check_rank(&Array2::from_elem((2, 300), 4.0));
+        check_rank(&Array2::from_shape_fn((2, 300), |(t, n)| match n % 3 {
+            0 => -1.5e308,
+            1 => 1.6e308,
+            _ => (n + t) as f64,
+        }));
+        check_rank(&Array2::from_shape_fn((2, 300), |(_, n)| {
+            if n % 100 == 0 {
+                1e200
+            } else {
+                (n % 17) as f64 * 0.1
+            }
+        }));
     }
 }
