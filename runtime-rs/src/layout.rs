@@ -120,24 +120,41 @@ pub fn window_rows<const K: usize>(
     let owned: [_; K] = std::array::from_fn(|k| args[k].as_standard_layout());
     let slices: [&[f64]; K] =
         std::array::from_fn(|k| owned[k].as_slice().expect("standard layout is contiguous"));
-    let mut out = Array2::from_shape_vec((t, n), crate::pool::zeros(t * n)).expect("t * n values");
-    if t == 0 || n == 0 {
-        return out;
+    par_rows(t, n, |row, o| {
+        if row + 1 < d {
+            o.fill(f64::NAN);
+        } else {
+            let span = (row + 1 - d) * n..(row + 1) * n;
+            f(std::array::from_fn(|k| &slices[k][span.clone()]), o);
+        }
+    })
+}
+
+/// A (t, n) C-order panel whose rows `f(row, values)` fills, in parallel. Each row is
+/// zeroed just before `f` gets it, by the thread that fills it: no serial pass over the
+/// whole buffer first (for a fresh buffer, that pass would also take every page fault
+/// on one thread).
+fn par_rows(t: usize, n: usize, f: impl Fn(usize, &mut [f64]) + Sync) -> Panel {
+    let len = t * n;
+    let mut out: Vec<f64> = crate::pool::take(len);
+    if n > 0 {
+        out.spare_capacity_mut()[..len]
+            .par_chunks_mut(n)
+            .with_min_len(4)
+            .enumerate()
+            .for_each(|(row, o)| {
+                for v in o.iter_mut() {
+                    v.write(0.0);
+                }
+                // SAFETY: every element of `o` was written just above, and
+                // MaybeUninit<f64> has the layout of f64.
+                let o = unsafe { std::slice::from_raw_parts_mut(o.as_mut_ptr().cast::<f64>(), n) };
+                f(row, o);
+            });
     }
-    out.as_slice_mut()
-        .expect("fresh C-order panel")
-        .par_chunks_mut(n)
-        .with_min_len(4)
-        .enumerate()
-        .for_each(|(row, o)| {
-            if row + 1 < d {
-                o.fill(f64::NAN);
-            } else {
-                let span = (row + 1 - d) * n..(row + 1) * n;
-                f(std::array::from_fn(|k| &slices[k][span.clone()]), o);
-            }
-        });
-    out
+    // SAFETY: the rows above cover the first `len` elements, all written.
+    unsafe { out.set_len(len) };
+    Array2::from_shape_vec((t, n), out).expect("t * n values")
 }
 
 /// Applies `f(row, out_row)` to every row of `x` (and of `g`, when given), in parallel.
@@ -149,20 +166,14 @@ pub fn by_row(
 ) -> Panel {
     let x = x.as_standard_layout();
     let g = g.map(|g| g.as_standard_layout());
-    let mut out =
-        Array2::from_shape_vec(x.raw_dim(), crate::pool::zeros(x.len())).expect("t * n values");
-    out.axis_iter_mut(Axis(0))
-        .into_par_iter()
-        .enumerate()
-        .for_each(|(t, mut row)| {
-            let xs = x.row(t);
-            let gs = g.as_ref().map(|g| g.row(t));
-            f(
-                xs.as_slice().expect("standard layout rows are contiguous"),
-                gs.as_ref().map(|r| r.as_slice().expect("contiguous")),
-                row.as_slice_mut()
-                    .expect("fresh C-order rows are contiguous"),
-            )
-        });
-    out
+    let (t, n) = x.dim();
+    par_rows(t, n, |row, out| {
+        let xs = x.row(row);
+        let gs = g.as_ref().map(|g| g.row(row));
+        f(
+            xs.as_slice().expect("standard layout rows are contiguous"),
+            gs.as_ref().map(|r| r.as_slice().expect("contiguous")),
+            out,
+        )
+    })
 }

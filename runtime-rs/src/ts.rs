@@ -76,60 +76,78 @@ fn flag(c: bool) -> f64 {
 }
 
 /// Direct two-pass moments of short windows, per column in the order of
-/// `Moments::exact_plain`: `finish(c, m2x, m2y, flat)` for windows free of NaN, where
-/// `flat` says either window holds `d` equal values; NaN elsewhere. `y = None` is the
-/// one-panel case (`ts_std`: y is x).
+/// `Moments::exact_plain`: `value(c, m2x, m2y)` where both windows are free of NaN and
+/// not flat, `flat_value` where either holds `d` equal values, NaN where either holds a
+/// NaN. `y = None` is the one-panel case (`ts_std`: y is x). `value` runs in a loop of
+/// its own with no branch around it, so that its divisions and square roots vectorize.
 fn direct_moments(
     x: &[f64],
     y: Option<&[f64]>,
     out: &mut [f64],
-    finish: impl Fn(f64, f64, f64, bool) -> f64,
+    flat_value: f64,
+    value: impl Fn(f64, f64, f64) -> f64,
 ) {
+    const L: usize = 4;
     let n = out.len();
+    let y = y.unwrap_or(x);
+    let full = n - n % L;
+    for j in (0..full).step_by(L) {
+        let cell: &mut [f64; L] = (&mut out[j..j + L]).try_into().expect("L values");
+        moments_lanes::<L>(x, y, n, j, cell, flat_value, &value);
+    }
+    for j in full..n {
+        let cell: &mut [f64; 1] = (&mut out[j..j + 1]).try_into().expect("1 value");
+        moments_lanes::<1>(x, y, n, j, cell, flat_value, &value);
+    }
+}
+
+/// [`direct_moments`] of the `W` adjacent columns starting at `j`: the accumulators are
+/// `W`-wide arrays, which stay in vector registers across the window's rows.
+#[inline(always)]
+fn moments_lanes<const W: usize>(
+    x: &[f64],
+    y: &[f64],
+    n: usize,
+    j: usize,
+    out: &mut [f64; W],
+    flat_value: f64,
+    value: &impl Fn(f64, f64, f64) -> f64,
+) {
     let d = x.len() / n;
+    let row = |w: &[f64], k: usize| -> [f64; W] {
+        w[k * n + j..k * n + j + W].try_into().expect("W values")
+    };
+    let (last_x, last_y) = (row(x, d - 1), row(y, d - 1));
+    let (mut sx, mut sy) = ([0.0f64; W], [0.0f64; W]);
+    // Counts of NaN values, and of values unequal to the newest (0: a flat window).
+    let (mut nan, mut moved_x, mut moved_y) = ([0.0f64; W], [0.0f64; W], [0.0f64; W]);
+    for k in 0..d {
+        let (rx, ry) = (row(x, k), row(y, k));
+        for i in 0..W {
+            sx[i] += rx[i];
+            sy[i] += ry[i];
+            nan[i] += flag(rx[i].is_nan()) + flag(ry[i].is_nan());
+            moved_x[i] += flag(rx[i] != last_x[i]);
+            moved_y[i] += flag(ry[i] != last_y[i]);
+        }
+    }
     let dn = d as f64;
-    let y_or_x = y.unwrap_or(x);
-    for cols in tiles(n) {
-        let m = cols.len();
-        let (mut sx, mut sy) = ([0.0f64; TILE], [0.0f64; TILE]);
-        // Counts of NaN values, and of values unequal to the newest (0: a flat window).
-        let (mut nan, mut moved_x, mut moved_y) = ([0.0f64; TILE], [0.0f64; TILE], [0.0f64; TILE]);
-        let last_x = &x[(d - 1) * n..][cols.clone()];
-        let last_y = &y_or_x[(d - 1) * n..][cols.clone()];
-        for (rx, ry) in window_tile(x, n, cols.clone()).zip(window_tile(y_or_x, n, cols.clone())) {
-            let (sx, sy, nan) = (&mut sx[..m], &mut sy[..m], &mut nan[..m]);
-            let (moved_x, moved_y) = (&mut moved_x[..m], &mut moved_y[..m]);
-            let (rx, ry, lx, ly) = (&rx[..m], &ry[..m], &last_x[..m], &last_y[..m]);
-            for i in 0..m {
-                sx[i] += rx[i];
-                sy[i] += ry[i];
-                nan[i] += flag(rx[i].is_nan()) + flag(ry[i].is_nan());
-                moved_x[i] += flag(rx[i] != lx[i]);
-                moved_y[i] += flag(ry[i] != ly[i]);
-            }
+    let (mx, my) = (sx.map(|s| s / dn), sy.map(|s| s / dn));
+    let (mut c, mut m2x, mut m2y) = ([0.0f64; W], [0.0f64; W], [0.0f64; W]);
+    for k in 0..d {
+        let (rx, ry) = (row(x, k), row(y, k));
+        for i in 0..W {
+            let (dx, dy) = (rx[i] - mx[i], ry[i] - my[i]);
+            c[i] += dx * dy;
+            m2x[i] += dx * dx;
+            m2y[i] += dy * dy;
         }
-        let (mut c, mut m2x, mut m2y) = ([0.0f64; TILE], [0.0f64; TILE], [0.0f64; TILE]);
-        for i in 0..m {
-            sx[i] /= dn;
-            sy[i] /= dn;
-        }
-        for (rx, ry) in window_tile(x, n, cols.clone()).zip(window_tile(y_or_x, n, cols.clone())) {
-            let (c, m2x, m2y) = (&mut c[..m], &mut m2x[..m], &mut m2y[..m]);
-            let (mx, my, rx, ry) = (&sx[..m], &sy[..m], &rx[..m], &ry[..m]);
-            for i in 0..m {
-                let (dx, dy) = (rx[i] - mx[i], ry[i] - my[i]);
-                c[i] += dx * dy;
-                m2x[i] += dx * dx;
-                m2y[i] += dy * dy;
-            }
-        }
-        for (i, o) in out[cols].iter_mut().enumerate() {
-            *o = if nan[i] > 0.0 {
-                f64::NAN
-            } else {
-                finish(c[i], m2x[i], m2y[i], moved_x[i] == 0.0 || moved_y[i] == 0.0)
-            };
-        }
+    }
+    for i in 0..W {
+        let v = value(c[i], m2x[i], m2y[i]);
+        let flat = moved_x[i] == 0.0 || moved_y[i] == 0.0;
+        let v = if flat { flat_value } else { v };
+        out[i] = if nan[i] > 0.0 { f64::NAN } else { v };
     }
 }
 
@@ -172,29 +190,37 @@ fn direct_extreme<const MAX: bool, const POS: bool>(w: &[f64], out: &mut [f64]) 
 
 /// Direct `ts_rank`: counts of window values below and equal to the newest.
 fn direct_rank(w: &[f64], out: &mut [f64]) {
+    const L: usize = 4;
     let n = out.len();
+    let full = n - n % L;
+    for j in (0..full).step_by(L) {
+        let cell: &mut [f64; L] = (&mut out[j..j + L]).try_into().expect("L values");
+        rank_lanes::<L>(w, n, j, cell);
+    }
+    for j in full..n {
+        let cell: &mut [f64; 1] = (&mut out[j..j + 1]).try_into().expect("1 value");
+        rank_lanes::<1>(w, n, j, cell);
+    }
+}
+
+/// [`direct_rank`] of the `W` adjacent columns starting at `j`, counts in registers.
+#[inline(always)]
+fn rank_lanes<const W: usize>(w: &[f64], n: usize, j: usize, out: &mut [f64; W]) {
     let d = w.len() / n;
-    for cols in tiles(n) {
-        let m = cols.len();
-        let newest = &w[(d - 1) * n..][cols.clone()];
-        let (mut less, mut equal, mut nan) = ([0.0f64; TILE], [0.0f64; TILE], [0.0f64; TILE]);
-        for row in window_tile(w, n, cols.clone()) {
-            let (less, equal, nan) = (&mut less[..m], &mut equal[..m], &mut nan[..m]);
-            let (row, newest) = (&row[..m], &newest[..m]);
-            for i in 0..m {
-                let (x, v) = (row[i], newest[i]);
-                less[i] += flag(x < v);
-                equal[i] += flag(x == v);
-                nan[i] += flag(x.is_nan());
-            }
+    let row = |k: usize| -> [f64; W] { w[k * n + j..k * n + j + W].try_into().expect("W values") };
+    let newest = row(d - 1);
+    let (mut less, mut equal, mut nan) = ([0.0f64; W], [0.0f64; W], [0.0f64; W]);
+    for k in 0..d {
+        let r = row(k);
+        for i in 0..W {
+            less[i] += flag(r[i] < newest[i]);
+            equal[i] += flag(r[i] == newest[i]);
+            nan[i] += flag(r[i].is_nan());
         }
-        for (i, o) in out[cols].iter_mut().enumerate() {
-            *o = if nan[i] > 0.0 {
-                f64::NAN
-            } else {
-                (less[i] + (equal[i] + 1.0) / 2.0) / d as f64
-            };
-        }
+    }
+    for i in 0..W {
+        let rank = (less[i] + (equal[i] + 1.0) / 2.0) / d as f64;
+        out[i] = if nan[i] > 0.0 { f64::NAN } else { rank };
     }
 }
 
@@ -539,15 +565,12 @@ impl Moments {
 /// `x.rolling(d).std()` (ddof=1); exactly 0 on a flat window.
 pub fn ts_std(x: &Panel, d: usize) -> Panel {
     if window_len(d) <= SMALL_WINDOW {
+        if d < 2 {
+            return window_rows([x], d, |_, out| out.fill(f64::NAN));
+        }
         return window_rows([x], d, |[w], out| {
-            direct_moments(w, None, out, |_, m2x, _, flat| {
-                if d < 2 {
-                    f64::NAN
-                } else if flat {
-                    0.0
-                } else {
-                    (m2x.max(0.0) / (d as f64 - 1.0)).sqrt()
-                }
+            direct_moments(w, None, out, 0.0, |_, m2x, _| {
+                (m2x.max(0.0) / (d as f64 - 1.0)).sqrt()
             })
         });
     }
@@ -588,16 +611,18 @@ impl Rolling2 for Cov {
 
 /// Direct covariance or correlation of short windows, with `Cov`'s rules.
 fn direct_cov(x: &Panel, y: &Panel, d: usize, correlation: bool) -> Panel {
+    if d < 2 {
+        return window_rows([x, y], d, |_, out| out.fill(f64::NAN));
+    }
+    let ddof = d as f64 - 1.0;
     window_rows([x, y], d, |[wx, wy], out| {
-        direct_moments(wx, Some(wy), out, |c, m2x, m2y, flat| {
-            match (d < 2, correlation, flat) {
-                (true, _, _) => f64::NAN,
-                (false, false, true) => 0.0,
-                (false, false, false) => c / (d as f64 - 1.0),
-                (false, true, true) => f64::NAN,
-                (false, true, false) => c / (m2x.max(0.0) * m2y.max(0.0)).sqrt(),
-            }
-        })
+        if correlation {
+            direct_moments(wx, Some(wy), out, f64::NAN, |c, m2x, m2y| {
+                c / (m2x.max(0.0) * m2y.max(0.0)).sqrt()
+            })
+        } else {
+            direct_moments(wx, Some(wy), out, 0.0, |c, _, _| c / ddof)
+        }
     })
 }
 
