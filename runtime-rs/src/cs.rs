@@ -213,25 +213,32 @@ pub fn rank(x: &Panel) -> Panel {
             return;
         };
         let n = members.len() as f64;
+        // The values of each bucket side by side, for the counting below.
+        let values: Vec<f64> = members.iter().map(|&j| row[j as usize]).collect();
         for b in starts.windows(2) {
-            let (start, part) = (b[0] as usize, &mut members[b[0] as usize..b[1] as usize]);
-            if part.len() > COUNT_IN_BUCKET {
-                sort_by_value(part, row);
-                rank_sorted(row, part, start, n, out);
-                continue;
-            }
+            let (lo, hi) = (b[0] as usize, b[1] as usize);
             // Every value below this bucket is below v; none above it is. Counts are
             // kept as f64 (exact integers): converting from usize costs more on x86-64.
-            let below = start as f64;
-            for &j in part.iter() {
-                let v = row[j as usize];
-                let (mut less, mut equal) = (below, 0.0f64);
-                for &k in part.iter() {
-                    let u = row[k as usize];
-                    less += if u < v { 1.0 } else { 0.0 };
-                    equal += if u == v { 1.0 } else { 0.0 };
+            match hi - lo {
+                0 => {}
+                // Rank lo + 1, alone: (less + (equal + 1) / 2) / n with equal = 1.
+                1 => out[members[lo] as usize] = (lo as f64 + 1.0) / n,
+                len if len <= COUNT_IN_BUCKET => {
+                    let part = &values[lo..hi];
+                    for (&j, &v) in members[lo..hi].iter().zip(part) {
+                        let (mut less, mut equal) = (lo as f64, 0.0f64);
+                        for &u in part {
+                            less += if u < v { 1.0 } else { 0.0 };
+                            equal += if u == v { 1.0 } else { 0.0 };
+                        }
+                        out[j as usize] = (less + (equal + 1.0) / 2.0) / n;
+                    }
                 }
-                out[j as usize] = (less + (equal + 1.0) / 2.0) / n;
+                _ => {
+                    let part = &mut members[lo..hi];
+                    sort_by_value(part, row);
+                    rank_sorted(row, part, lo, n, out);
+                }
             }
         }
     })

@@ -157,6 +157,79 @@ fn par_rows(t: usize, n: usize, f: impl Fn(usize, &mut [f64]) + Sync) -> Panel {
     Array2::from_shape_vec((t, n), out).expect("t * n values")
 }
 
+/// Columns per task of [`by_column`] on C-order panels.
+const COLUMN_BLOCK: usize = 16;
+
+/// A raw pointer that tasks writing disjoint parts of one buffer may share.
+#[derive(Clone, Copy)]
+struct SharedOut(*mut f64);
+// SAFETY: only used by `by_column`, whose tasks write disjoint columns.
+unsafe impl Send for SharedOut {}
+unsafe impl Sync for SharedOut {}
+
+impl SharedOut {
+    /// Writes `v` at element `i`.
+    ///
+    /// # Safety
+    /// `i` is inside the buffer, and no other task writes element `i`.
+    unsafe fn write(&self, i: usize, v: f64) {
+        unsafe { self.0.add(i).write(v) }
+    }
+}
+
+/// Runs a column kernel: `f(columns, out)` fills the output column from the same column
+/// of each argument, all as contiguous slices of `t` values (oldest first). On C-order
+/// panels a task copies a block of adjacent columns into contiguous scratch columns,
+/// runs `f` on each, and writes the results back into its own columns of the output.
+/// The output is C-order.
+pub fn by_column<const K: usize>(
+    args: [&Panel; K],
+    f: impl Fn([&[f64]; K], &mut [f64]) + Sync,
+) -> Panel {
+    assert!(
+        args.iter().all(|a| a.dim() == args[0].dim()),
+        "panels of different shapes"
+    );
+    let (t, n) = args[0].dim();
+    let owned: [_; K] = std::array::from_fn(|k| args[k].as_standard_layout());
+    let slices: [&[f64]; K] =
+        std::array::from_fn(|k| owned[k].as_slice().expect("standard layout is contiguous"));
+    let len = t * n;
+    let mut out: Vec<f64> = crate::pool::take(len);
+    let shared = SharedOut(out.as_mut_ptr());
+    (0..n)
+        .step_by(COLUMN_BLOCK)
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .for_each(|start| {
+            let width = COLUMN_BLOCK.min(n - start);
+            // Scratch columns: input k's column c at [(k * width + c) * t ..][..t].
+            let mut scratch = vec![0.0f64; (K * width + 1) * t];
+            let (inputs, result) = scratch.split_at_mut(K * width * t);
+            for row in 0..t {
+                for (k, slice) in slices.iter().enumerate() {
+                    let values = &slice[row * n + start..row * n + start + width];
+                    for (c, &v) in values.iter().enumerate() {
+                        inputs[(k * width + c) * t + row] = v;
+                    }
+                }
+            }
+            for c in 0..width {
+                let columns: [&[f64]; K] =
+                    std::array::from_fn(|k| &inputs[(k * width + c) * t..][..t]);
+                f(columns, result);
+                for (row, &v) in result.iter().enumerate() {
+                    // SAFETY: cell (row, start + c) is inside the buffer of t * n values,
+                    // and only this task writes column start + c.
+                    unsafe { shared.write(row * n + start + c, v) };
+                }
+            }
+        });
+    // SAFETY: the tasks above wrote every cell of every column.
+    unsafe { out.set_len(len) };
+    Array2::from_shape_vec((t, n), out).expect("t * n values")
+}
+
 /// Applies `f(row, out_row)` to every row of `x` (and of `g`, when given), in parallel.
 /// Rows are gathered into contiguous buffers when the panel is not C-order.
 pub fn by_row(

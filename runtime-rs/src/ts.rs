@@ -25,7 +25,7 @@
 //! O(d) work per step would cost more than their O(1) updates. Both give the same bits
 //! for sums, moments, extremes and ranks (the tests below check it).
 
-use crate::layout::{rolling, rolling2, window_rows, Rolling, Rolling2};
+use crate::layout::{by_column, rolling, rolling2, window_rows, Rolling, Rolling2};
 use crate::Panel;
 use ndarray::{s, Array2};
 use std::collections::VecDeque;
@@ -393,35 +393,49 @@ pub fn delta(x: &Panel, d: usize) -> Panel {
     crate::kernels::map([x, &shifted], |[a, b]| a - b)
 }
 
-struct Sum {
-    w: Window,
-    sum: KSum,
-}
-
-impl Rolling for Sum {
-    fn push(&mut self, x: f64) -> f64 {
-        let old = self.w.push(x);
-        if !self.w.check_ready() {
-            return f64::NAN;
-        }
-        if self.w.d <= SMALL_WINDOW {
-            return plain_sum(self.w.values.iter().copied());
-        }
-        if self.w.take_exact() {
-            self.sum = KSum::of(self.w.values.iter().copied());
+/// The running sum of one contiguous column, without a window copy: the value leaving
+/// the window is read from the column. Same steps as the `Window` state machines (compensated
+/// updates, re-anchored exactly every `d` steps, after a NaN and while infinities are
+/// in the window), so the same bits.
+fn running_sum_column(x: &[f64], d: usize, out: &mut [f64]) {
+    let (mut nans, mut infs, mut since_anchor, mut stale) = (0usize, 0usize, 0usize, true);
+    let mut sum = KSum::default();
+    let count = |v: f64, nans: &mut usize, infs: &mut usize, add: bool| {
+        let slot = if v.is_nan() {
+            nans
+        } else if v.is_infinite() {
+            infs
         } else {
-            self.sum.add(x);
-            self.sum
-                .add(-old.expect("a ready window after a ready one is sliding"));
+            return;
+        };
+        if add {
+            *slot += 1
+        } else {
+            *slot -= 1
         }
-        self.sum.value()
-    }
-}
-
-fn sum_state(d: usize) -> Sum {
-    Sum {
-        w: Window::new(window_len(d)),
-        sum: KSum::default(),
+    };
+    for (t, o) in out.iter_mut().enumerate() {
+        let v = x[t];
+        count(v, &mut nans, &mut infs, true);
+        since_anchor += 1;
+        let old = (t >= d).then(|| x[t - d]);
+        if let Some(old) = old {
+            count(old, &mut nans, &mut infs, false);
+        }
+        if t + 1 < d || nans > 0 {
+            stale = true;
+            *o = f64::NAN;
+            continue;
+        }
+        if stale || since_anchor >= d || infs > 0 {
+            since_anchor = 0;
+            stale = false;
+            sum = KSum::of(x[t + 1 - d..=t].iter().copied());
+        } else {
+            sum.add(v);
+            sum.add(-old.expect("a ready window after a ready one is sliding"));
+        }
+        *o = sum.value();
     }
 }
 
@@ -430,7 +444,7 @@ pub fn ts_sum(x: &Panel, d: usize) -> Panel {
     if window_len(d) <= SMALL_WINDOW {
         return window_rows([x], d, |[w], out| direct_sum(w, out));
     }
-    rolling(x, || sum_state(d))
+    by_column([x], |[column], out| running_sum_column(column, d, out))
 }
 
 /// `x.rolling(d).mean()`.
@@ -442,9 +456,9 @@ pub fn ts_mean(x: &Panel, d: usize) -> Panel {
             out.iter_mut().for_each(|o| *o /= inv);
         });
     }
-    rolling(x, || {
-        let mut state = sum_state(d);
-        move |v: f64| state.push(v) / inv
+    by_column([x], |[column], out| {
+        running_sum_column(column, d, out);
+        out.iter_mut().for_each(|o| *o /= inv);
     })
 }
 
@@ -1006,6 +1020,50 @@ mod tests {
                     (less + (equal + 1.0) / 2.0) / d as f64
                 })
             });
+        }
+    }
+
+    /// The per-column state machine `ts_sum` used before `running_sum_column`: the oracle
+    /// that the column kernel gives the same bits.
+    struct Sum {
+        w: Window,
+        sum: KSum,
+    }
+
+    impl Rolling for Sum {
+        fn push(&mut self, x: f64) -> f64 {
+            let old = self.w.push(x);
+            if !self.w.check_ready() {
+                return f64::NAN;
+            }
+            if self.w.d <= SMALL_WINDOW {
+                return plain_sum(self.w.values.iter().copied());
+            }
+            if self.w.take_exact() {
+                self.sum = KSum::of(self.w.values.iter().copied());
+            } else {
+                self.sum.add(x);
+                self.sum
+                    .add(-old.expect("a ready window after a ready one is sliding"));
+            }
+            self.sum.value()
+        }
+    }
+
+    fn sum_state(d: usize) -> Sum {
+        Sum {
+            w: Window::new(window_len(d)),
+            sum: KSum::default(),
+        }
+    }
+
+    #[test]
+    fn running_sums_give_the_bits_of_the_window_state_machine() {
+        let x = panel(5);
+        for d in [SMALL_WINDOW + 1, 20, 45, 89, 120] {
+            let want = rolling(&x, || sum_state(d));
+            check("ts_sum", &ts_sum(&x, d), |t, j| want[[t, j]]);
+            check("ts_mean", &ts_mean(&x, d), |t, j| want[[t, j]] / d as f64);
         }
     }
 
