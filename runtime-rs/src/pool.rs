@@ -112,6 +112,12 @@ pub fn give(v: Vec<f64>) {
     }
 }
 
+/// Gives back the buffer of a panel its owner is done with: for the temporaries of a
+/// node's kernel, which otherwise go back to the OS and come back as fresh memory.
+pub fn give_panel(panel: Panel) {
+    give(panel.into_raw_vec_and_offset().0);
+}
+
 /// Gives back a value's buffer if nothing else (a numpy view, another engine) holds it.
 pub fn recycle(value: Arc<Panel>) {
     if let Ok(panel) = Arc::try_unwrap(value) {

@@ -380,7 +380,9 @@ fn window_len(d: usize) -> usize {
 /// `x.shift(d)`.
 pub fn delay(x: &Panel, d: usize) -> Panel {
     let (t, n) = x.dim();
-    let mut out = Array2::from_elem((t, n), f64::NAN);
+    let mut buffer = crate::pool::take(t * n);
+    buffer.resize(t * n, f64::NAN);
+    let mut out = Array2::from_shape_vec((t, n), buffer).expect("t * n values");
     if d < t {
         out.slice_mut(s![d.., ..]).assign(&x.slice(s![..t - d, ..]));
     }
@@ -390,7 +392,9 @@ pub fn delay(x: &Panel, d: usize) -> Panel {
 /// `x - x.shift(d)`.
 pub fn delta(x: &Panel, d: usize) -> Panel {
     let shifted = delay(x, d);
-    crate::kernels::map([x, &shifted], |[a, b]| a - b)
+    let out = crate::kernels::map([x, &shifted], |[a, b]| a - b);
+    crate::pool::give_panel(shifted);
+    out
 }
 
 /// The running sum of one contiguous column, without a window copy: the value leaving
