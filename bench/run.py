@@ -125,13 +125,15 @@ def bench_factors(build: Path, rows: int, cols: int, repeat: int, slow_repeat: i
 
     results: dict[str, float] = {}
     agree: dict[str, int] = {}
+    differ: dict[str, list[str]] = {}
 
     def timed(label, fn, times):
         """Median seconds of `fn`; keeps only the last output (these panels are big)."""
         out = []
 
         def run():
-            out[:] = [fn()]
+            out.clear()  # the previous run's output is freed first, for every contender
+            out.append(fn())
 
         results[label] = median_time(run, times)
         print(f"    ... {label}: {results[label]:.3f} s (peak memory so far {peak_gib():.1f} GiB)", flush=True)
@@ -141,12 +143,14 @@ def bench_factors(build: Path, rows: int, cols: int, repeat: int, slow_repeat: i
 
     def count_agreeing(label, value_of):
         """How many factors the baseline computes as the compiled module does."""
-        agree[label] = 0
+        agree[label], differ[label] = 0, []
         for name in names:
             a, b = got[name], value_of(name)
             fa, fb = np.isfinite(a), np.isfinite(b)
             if np.array_equal(fa, fb) and np.allclose(a[fa], b[fb], rtol=1e-6, atol=1e-9):
                 agree[label] += 1
+            else:
+                differ[label].append(name)
 
     # One baseline's output at a time: all of them together outgrow 24 GiB at full size.
     out = timed("polars", lambda: polars_run(frame, plan, names), slow_repeat)
@@ -163,7 +167,8 @@ def bench_factors(build: Path, rows: int, cols: int, repeat: int, slow_repeat: i
     results["numpy reference"] *= cols / ref_cols
     out = timed("pandas", lambda: pandas_fn(frames), slow_repeat)
     count_agreeing("pandas", lambda name: out[name].to_numpy())
-    return {"times": results, "factors": len(names), "agree": agree, "reference_columns": ref_cols}
+    return {"times": results, "factors": len(names), "agree": agree, "differ": differ,
+            "reference_columns": ref_cols}
 
 
 def isolated_seconds(dag) -> dict[str, float]:
@@ -295,7 +300,10 @@ def run_b(args, size_b) -> None:
             note = f"   (run on {b['reference_columns']} of {size_b[1]} columns, time scaled)"
         print(f"    {k:<16} {v:8.3f} s   compiled is {v / t['compiled']:6.2f}x faster{note}")
     print(f"    factors equal to the compiled ones (rtol 1e-6): pandas {b['agree']['pandas']}/{b['factors']}, "
-          f"polars {b['agree']['polars']}/{b['factors']}\n")
+          f"polars {b['agree']['polars']}/{b['factors']}")
+    for label, names in b["differ"].items():
+        print(f"    {label} differs on: {', '.join(names) or 'none'}")
+    print()
 
 
 def run_c(args, size_b) -> None:
