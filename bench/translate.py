@@ -3,18 +3,63 @@ benchmarks: pandas (the expressions of shared/OPS.md, one DataFrame per panel) a
 (expressions over a long frame of (date, asset) rows, `.over("asset")` along time and
 `.over("date")` across assets). Both compute every node of a DAG, as the compiled module
 does, so the timings compare the same work.
+
+Where shared/OPS.md writes an op as a Python call per window (`rolling(d).apply(...)`:
+ts_argmin, ts_argmax, ts_product, decay_linear), that is the op's meaning, not the code a
+competent user would time: it costs minutes on a 2000 x 3000 panel. The translations use
+vectorised equivalents instead, which give the same values (tests/test_bench.py checks
+them against the OPS.md expressions):
+- pandas: numpy over `sliding_window_view` (argmin/argmax, product), and decay_linear as
+  a weighted sum of d shifted panels;
+- polars: a list of the d shifted values per row (`concat_list`) for argmin/argmax, the
+  product of the d shifted columns for ts_product, and polars' own weighted
+  `rolling_sum` for decay_linear.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import polars as pl
+try:
+    import polars as pl
+except ImportError:  # the pandas translation works without it (tests/test_bench.py)
+    pl = None
 
 from sray_transpiler import ir
 from sray_transpiler.analyses.graph import topological_order
 
 # -- pandas ----------------------------------------------------------------------------------
+
+
+def _windows(x: pd.DataFrame, d: int) -> np.ndarray:
+    """The trailing window of every cell as a (T, N, d) view (oldest first), NaN before
+    the first full window."""
+    a = x.to_numpy(dtype=np.float64)
+    padded = np.vstack([np.full((d - 1, a.shape[1]), np.nan), a])
+    return np.lib.stride_tricks.sliding_window_view(padded, d, axis=0)
+
+
+def _like(x: pd.DataFrame, values: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame(values, index=x.index, columns=x.columns)
+
+
+def ts_arg_pd(x: pd.DataFrame, d: int, largest: bool) -> pd.DataFrame:
+    """`x.rolling(d).apply(np.argmax, raw=True) + 1` (or argmin), without a call per window."""
+    w = _windows(x, d)
+    position = (w.argmax(axis=2) if largest else w.argmin(axis=2)) + 1.0
+    return _like(x, np.where(np.isnan(w).any(axis=2), np.nan, position))
+
+
+def ts_product_pd(x: pd.DataFrame, d: int) -> pd.DataFrame:
+    """`x.rolling(d).apply(np.prod, raw=True)`: NaN windows give NaN, as min_periods=d."""
+    return _like(x, _windows(x, d).prod(axis=2))
+
+
+def decay_linear_pd(x: pd.DataFrame, d: int) -> pd.DataFrame:
+    """`x.rolling(d).apply(lambda w: w @ np.arange(1, d + 1) / (d * (d + 1) / 2), raw=True)`
+    as a weighted sum of shifted panels (the newest weighted d)."""
+    total = sum((k + 1) * x.shift(d - 1 - k) for k in range(d))
+    return total / (d * (d + 1) / 2)
 
 
 def _truthy_pd(x):
@@ -59,13 +104,11 @@ def _pandas_call(op: str, a: list, k: list):
         case "ts_std": return x.rolling(k[0]).std()
         case "ts_min": return x.rolling(k[0]).min()
         case "ts_max": return x.rolling(k[0]).max()
-        case "ts_argmin": return x.rolling(k[0]).apply(np.argmin, raw=True) + 1
-        case "ts_argmax": return x.rolling(k[0]).apply(np.argmax, raw=True) + 1
+        case "ts_argmin": return ts_arg_pd(x, k[0], largest=False)
+        case "ts_argmax": return ts_arg_pd(x, k[0], largest=True)
         case "ts_rank": return x.rolling(k[0]).rank() / k[0]  # average ties, as OPS.md
-        case "ts_product": return x.rolling(k[0]).apply(np.prod, raw=True)
-        case "decay_linear":
-            d = k[0]
-            return x.rolling(d).apply(lambda w: w @ np.arange(1, d + 1) / (d * (d + 1) / 2), raw=True)
+        case "ts_product": return ts_product_pd(x, k[0])
+        case "decay_linear": return decay_linear_pd(x, k[0])
         case "correlation": return a[0].rolling(k[0]).corr(a[1])
         case "covariance": return a[0].rolling(k[0]).cov(a[1])
         case "rank": return x.rank(axis=1, pct=True)
@@ -139,6 +182,32 @@ def _cs(x):
     return x.fill_nan(None)
 
 
+def _shifted(x: pl.Expr, d: int) -> list[pl.Expr]:
+    """The d values of each row's trailing window, oldest first (null before the start)."""
+    return [x.shift(d - 1 - k) for k in range(d)]
+
+
+def _window_has_nan_or_is_short(x: pl.Expr, d: int) -> pl.Expr:
+    # rolling_sum is null until the window is full, > 0 once it holds a NaN.
+    nans = _f(x.is_nan()).rolling_sum(d)
+    return nans.is_null() | (nans > 0)
+
+
+def ts_arg_pl(x: pl.Expr, d: int, largest: bool) -> pl.Expr:
+    """1-based position of the window's max (min), first occurrence on ties."""
+    window = pl.concat_list(_shifted(x, d))
+    position = (window.list.arg_max() if largest else window.list.arg_min()).cast(pl.Float64) + 1
+    return pl.when(_window_has_nan_or_is_short(x, d)).then(float("nan")).otherwise(position)
+
+
+def ts_product_pl(x: pl.Expr, d: int) -> pl.Expr:
+    """The product of the window's values, oldest first (null before a full window)."""
+    product = x.shift(d - 1)
+    for k in range(1, d):
+        product = product * x.shift(d - 1 - k)
+    return product
+
+
 def _polars_call(op: str, a: list, k: list):
     x = a[0] if a else None
     nan = pl.lit(float("nan"))
@@ -174,10 +243,10 @@ def _polars_call(op: str, a: list, k: list):
         case "ts_std": return x.rolling_std(k[0]).over("asset")
         case "ts_min": return x.rolling_min(k[0]).over("asset")
         case "ts_max": return x.rolling_max(k[0]).over("asset")
-        case "ts_argmin": return (x.rolling_map(lambda s: float(np.argmin(s.to_numpy())) + 1, k[0])).over("asset")
-        case "ts_argmax": return (x.rolling_map(lambda s: float(np.argmax(s.to_numpy())) + 1, k[0])).over("asset")
+        case "ts_argmin": return ts_arg_pl(x, k[0], largest=False).over("asset")
+        case "ts_argmax": return ts_arg_pl(x, k[0], largest=True).over("asset")
         case "ts_rank": return (x.rolling_rank(k[0]) / k[0]).over("asset")
-        case "ts_product": return x.rolling_map(lambda s: float(np.prod(s.to_numpy())), k[0]).over("asset")
+        case "ts_product": return ts_product_pl(x, k[0]).over("asset")
         case "decay_linear":
             d = k[0]
             return (x.rolling_sum(d, weights=[float(w) for w in range(1, d + 1)]) / (d * (d + 1) / 2)).over("asset")
@@ -249,10 +318,14 @@ def long_frame(inputs: dict[str, np.ndarray]) -> pl.DataFrame:
     return pl.DataFrame(columns)
 
 
-def polars_run(frame: pl.DataFrame, plan: list[list[pl.Expr]]) -> pl.DataFrame:
+def polars_run(frame: pl.DataFrame, plan: list[list[pl.Expr]], keep: list[str] | None = None) -> pl.DataFrame:
+    """Runs the stages of `polars_dag`; `keep` selects the columns returned (the nodes),
+    so polars can drop the temporary columns once the last stage reading them is done."""
     lazy = frame.lazy()
     for exprs in plan:
         lazy = lazy.with_columns(exprs)
+    if keep is not None:
+        lazy = lazy.select(keep)
     return lazy.collect()
 
 

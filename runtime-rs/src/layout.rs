@@ -6,6 +6,11 @@
 //! column's values oldest first and answers one output per value. On a C-order panel a
 //! task takes a block of adjacent columns and advances all their states row by row, so
 //! memory is read contiguously; on a Fortran-order panel each column is contiguous.
+//!
+//! A short window is cheaper computed directly than through a state machine: output row
+//! `t` of a [`window_rows`] kernel is a function of input rows `t - d + 1 ..= t` only, which
+//! on a C-order panel are one contiguous slice, so the kernel loops over them across all
+//! columns at once (loops the compiler vectorizes) and rows split freely across threads.
 
 use crate::Panel;
 use ndarray::{Array2, ArrayView2, Axis, ShapeBuilder};
@@ -97,6 +102,134 @@ fn rolling_n<const K: usize, R: Send>(
     out
 }
 
+/// Runs a direct window kernel: `f(windows, out_row)` writes output row `t` (all `n`
+/// columns) from `windows[k]`, the `d` rows `t - d + 1 ..= t` of argument `k` as one
+/// C-order slice of `d * n` values (oldest row first). Rows before the first full
+/// window are NaN. Rows run in parallel; the output is C-order.
+pub fn window_rows<const K: usize>(
+    args: [&Panel; K],
+    d: usize,
+    f: impl Fn([&[f64]; K], &mut [f64]) + Sync,
+) -> Panel {
+    assert!(d >= 1, "windows are at least 1");
+    assert!(
+        args.iter().all(|a| a.dim() == args[0].dim()),
+        "panels of different shapes"
+    );
+    let (t, n) = args[0].dim();
+    let owned: [_; K] = std::array::from_fn(|k| args[k].as_standard_layout());
+    let slices: [&[f64]; K] =
+        std::array::from_fn(|k| owned[k].as_slice().expect("standard layout is contiguous"));
+    par_rows(t, n, |row, o| {
+        if row + 1 < d {
+            o.fill(f64::NAN);
+        } else {
+            let span = (row + 1 - d) * n..(row + 1) * n;
+            f(std::array::from_fn(|k| &slices[k][span.clone()]), o);
+        }
+    })
+}
+
+/// A (t, n) C-order panel whose rows `f(row, values)` fills, in parallel. Each row is
+/// zeroed just before `f` gets it, by the thread that fills it: no serial pass over the
+/// whole buffer first (for a fresh buffer, that pass would also take every page fault
+/// on one thread).
+fn par_rows(t: usize, n: usize, f: impl Fn(usize, &mut [f64]) + Sync) -> Panel {
+    let len = t * n;
+    let mut out: Vec<f64> = crate::pool::take(len);
+    if n > 0 {
+        out.spare_capacity_mut()[..len]
+            .par_chunks_mut(n)
+            .with_min_len(4)
+            .enumerate()
+            .for_each(|(row, o)| {
+                for v in o.iter_mut() {
+                    v.write(0.0);
+                }
+                // SAFETY: every element of `o` was written just above, and
+                // MaybeUninit<f64> has the layout of f64.
+                let o = unsafe { std::slice::from_raw_parts_mut(o.as_mut_ptr().cast::<f64>(), n) };
+                f(row, o);
+            });
+    }
+    // SAFETY: the rows above cover the first `len` elements, all written.
+    unsafe { out.set_len(len) };
+    Array2::from_shape_vec((t, n), out).expect("t * n values")
+}
+
+/// Columns per task of [`by_column`] on C-order panels.
+const COLUMN_BLOCK: usize = 16;
+
+/// A raw pointer that tasks writing disjoint parts of one buffer may share.
+#[derive(Clone, Copy)]
+struct SharedOut(*mut f64);
+// SAFETY: only used by `by_column`, whose tasks write disjoint columns.
+unsafe impl Send for SharedOut {}
+unsafe impl Sync for SharedOut {}
+
+impl SharedOut {
+    /// Writes `v` at element `i`.
+    ///
+    /// # Safety
+    /// `i` is inside the buffer, and no other task writes element `i`.
+    unsafe fn write(&self, i: usize, v: f64) {
+        unsafe { self.0.add(i).write(v) }
+    }
+}
+
+/// Runs a column kernel: `f(columns, out)` fills the output column from the same column
+/// of each argument, all as contiguous slices of `t` values (oldest first). On C-order
+/// panels a task copies a block of adjacent columns into contiguous scratch columns,
+/// runs `f` on each, and writes the results back into its own columns of the output.
+/// The output is C-order.
+pub fn by_column<const K: usize>(
+    args: [&Panel; K],
+    f: impl Fn([&[f64]; K], &mut [f64]) + Sync,
+) -> Panel {
+    assert!(
+        args.iter().all(|a| a.dim() == args[0].dim()),
+        "panels of different shapes"
+    );
+    let (t, n) = args[0].dim();
+    let owned: [_; K] = std::array::from_fn(|k| args[k].as_standard_layout());
+    let slices: [&[f64]; K] =
+        std::array::from_fn(|k| owned[k].as_slice().expect("standard layout is contiguous"));
+    let len = t * n;
+    let mut out: Vec<f64> = crate::pool::take(len);
+    let shared = SharedOut(out.as_mut_ptr());
+    (0..n)
+        .step_by(COLUMN_BLOCK)
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .for_each(|start| {
+            let width = COLUMN_BLOCK.min(n - start);
+            // Scratch columns: input k's column c at [(k * width + c) * t ..][..t].
+            let mut scratch = vec![0.0f64; (K * width + 1) * t];
+            let (inputs, result) = scratch.split_at_mut(K * width * t);
+            for row in 0..t {
+                for (k, slice) in slices.iter().enumerate() {
+                    let values = &slice[row * n + start..row * n + start + width];
+                    for (c, &v) in values.iter().enumerate() {
+                        inputs[(k * width + c) * t + row] = v;
+                    }
+                }
+            }
+            for c in 0..width {
+                let columns: [&[f64]; K] =
+                    std::array::from_fn(|k| &inputs[(k * width + c) * t..][..t]);
+                f(columns, result);
+                for (row, &v) in result.iter().enumerate() {
+                    // SAFETY: cell (row, start + c) is inside the buffer of t * n values,
+                    // and only this task writes column start + c.
+                    unsafe { shared.write(row * n + start + c, v) };
+                }
+            }
+        });
+    // SAFETY: the tasks above wrote every cell of every column.
+    unsafe { out.set_len(len) };
+    Array2::from_shape_vec((t, n), out).expect("t * n values")
+}
+
 /// Applies `f(row, out_row)` to every row of `x` (and of `g`, when given), in parallel.
 /// Rows are gathered into contiguous buffers when the panel is not C-order.
 pub fn by_row(
@@ -106,20 +239,14 @@ pub fn by_row(
 ) -> Panel {
     let x = x.as_standard_layout();
     let g = g.map(|g| g.as_standard_layout());
-    let mut out =
-        Array2::from_shape_vec(x.raw_dim(), crate::pool::zeros(x.len())).expect("t * n values");
-    out.axis_iter_mut(Axis(0))
-        .into_par_iter()
-        .enumerate()
-        .for_each(|(t, mut row)| {
-            let xs = x.row(t);
-            let gs = g.as_ref().map(|g| g.row(t));
-            f(
-                xs.as_slice().expect("standard layout rows are contiguous"),
-                gs.as_ref().map(|r| r.as_slice().expect("contiguous")),
-                row.as_slice_mut()
-                    .expect("fresh C-order rows are contiguous"),
-            )
-        });
-    out
+    let (t, n) = x.dim();
+    par_rows(t, n, |row, out| {
+        let xs = x.row(row);
+        let gs = g.as_ref().map(|g| g.row(row));
+        f(
+            xs.as_slice().expect("standard layout rows are contiguous"),
+            gs.as_ref().map(|r| r.as_slice().expect("contiguous")),
+            out,
+        )
+    })
 }

@@ -18,14 +18,237 @@
 //! as cheap as a running update at that size, and bitwise equal to a plain two-pass
 //! computation (numpy's), so values that are mathematically tied stay tied for a later
 //! `rank` instead of being split by rounding noise.
+//!
+//! Short windows are computed directly from the window's rows ([`crate::layout::window_rows`]):
+//! each output row from the `d` input rows ending at it, looping across columns, which
+//! the compiler vectorizes. The per-column state machines are for long windows, where
+//! O(d) work per step would cost more than their O(1) updates. Both give the same bits
+//! for sums, moments, extremes and ranks (the tests below check it).
 
-use crate::layout::{rolling, rolling2, Rolling, Rolling2};
+use crate::layout::{by_column, rolling, rolling2, window_rows, Rolling, Rolling2};
 use crate::Panel;
 use ndarray::{s, Array2};
 use std::collections::VecDeque;
 
 /// Windows up to this size are recomputed directly at every step.
 pub const SMALL_WINDOW: usize = 16;
+
+/// Windows up to this size take the direct path for extremes and `ts_rank` too: a
+/// comparison per value is cheaper than a deque or a sorted window at this size.
+pub const DIRECT_ORDER_WINDOW: usize = 64;
+
+/// Columns per tile of a direct kernel, so that its per-column temporaries stay in L1.
+const TILE: usize = 256;
+
+/// The `d` rows of a window (oldest first), each cut to the columns `cols`.
+fn window_tile<'a>(
+    w: &'a [f64],
+    n: usize,
+    cols: std::ops::Range<usize>,
+) -> impl Iterator<Item = &'a [f64]> + 'a {
+    w.chunks_exact(n).map(move |row| &row[cols.clone()])
+}
+
+/// Column tiles of a row of `n` values.
+fn tiles(n: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+    (0..n).step_by(TILE).map(move |j| j..(j + TILE).min(n))
+}
+
+/// Direct `ts_sum`: Σ of the window's values oldest first, as [`plain_sum`] (NaN in, NaN out).
+fn direct_sum(w: &[f64], out: &mut [f64]) {
+    out.fill(0.0);
+    for row in w.chunks_exact(out.len()) {
+        for (o, &v) in out.iter_mut().zip(row) {
+            *o += v;
+        }
+    }
+}
+
+/// 1.0 where `c`, else 0.0: flags kept as f64 so that loops stay one lane width and
+/// vectorize.
+#[inline(always)]
+fn flag(c: bool) -> f64 {
+    if c {
+        1.0
+    } else {
+        0.0
+    }
+}
+
+/// Direct two-pass moments of short windows, per column in the order of
+/// `Moments::exact_plain`: `value(c, m2x, m2y)` where both windows are free of NaN and
+/// not flat, `flat_value` where either holds `d` equal values, NaN where either holds a
+/// NaN. `y = None` is the one-panel case (`ts_std`: y is x). `value` runs in a loop of
+/// its own with no branch around it, so that its divisions and square roots vectorize.
+fn direct_moments(
+    x: &[f64],
+    y: Option<&[f64]>,
+    out: &mut [f64],
+    flat_value: f64,
+    value: impl Fn(f64, f64, f64) -> f64,
+) {
+    const L: usize = 4;
+    let n = out.len();
+    let y = y.unwrap_or(x);
+    let full = n - n % L;
+    for j in (0..full).step_by(L) {
+        let cell: &mut [f64; L] = (&mut out[j..j + L]).try_into().expect("L values");
+        moments_lanes::<L>(x, y, n, j, cell, flat_value, &value);
+    }
+    for j in full..n {
+        let cell: &mut [f64; 1] = (&mut out[j..j + 1]).try_into().expect("1 value");
+        moments_lanes::<1>(x, y, n, j, cell, flat_value, &value);
+    }
+}
+
+/// [`direct_moments`] of the `W` adjacent columns starting at `j`: the accumulators are
+/// `W`-wide arrays, which stay in vector registers across the window's rows.
+#[inline(always)]
+fn moments_lanes<const W: usize>(
+    x: &[f64],
+    y: &[f64],
+    n: usize,
+    j: usize,
+    out: &mut [f64; W],
+    flat_value: f64,
+    value: &impl Fn(f64, f64, f64) -> f64,
+) {
+    let d = x.len() / n;
+    let row = |w: &[f64], k: usize| -> [f64; W] {
+        w[k * n + j..k * n + j + W].try_into().expect("W values")
+    };
+    let (last_x, last_y) = (row(x, d - 1), row(y, d - 1));
+    let (mut sx, mut sy) = ([0.0f64; W], [0.0f64; W]);
+    // Counts of NaN values, and of values unequal to the newest (0: a flat window).
+    let (mut nan, mut moved_x, mut moved_y) = ([0.0f64; W], [0.0f64; W], [0.0f64; W]);
+    for k in 0..d {
+        let (rx, ry) = (row(x, k), row(y, k));
+        for i in 0..W {
+            sx[i] += rx[i];
+            sy[i] += ry[i];
+            nan[i] += flag(rx[i].is_nan()) + flag(ry[i].is_nan());
+            moved_x[i] += flag(rx[i] != last_x[i]);
+            moved_y[i] += flag(ry[i] != last_y[i]);
+        }
+    }
+    let dn = d as f64;
+    let (mx, my) = (sx.map(|s| s / dn), sy.map(|s| s / dn));
+    let (mut c, mut m2x, mut m2y) = ([0.0f64; W], [0.0f64; W], [0.0f64; W]);
+    for k in 0..d {
+        let (rx, ry) = (row(x, k), row(y, k));
+        for i in 0..W {
+            let (dx, dy) = (rx[i] - mx[i], ry[i] - my[i]);
+            c[i] += dx * dy;
+            m2x[i] += dx * dx;
+            m2y[i] += dy * dy;
+        }
+    }
+    for i in 0..W {
+        let v = value(c[i], m2x[i], m2y[i]);
+        let flat = moved_x[i] == 0.0 || moved_y[i] == 0.0;
+        let v = if flat { flat_value } else { v };
+        out[i] = if nan[i] > 0.0 { f64::NAN } else { v };
+    }
+}
+
+/// Direct extremes: the window's max (`MAX`) or min, or its 1-based position (`POS`;
+/// the first occurrence on ties, as the deque keeps it).
+fn direct_extreme<const MAX: bool, const POS: bool>(w: &[f64], out: &mut [f64]) {
+    let n = out.len();
+    for cols in tiles(n) {
+        let m = cols.len();
+        let mut rows = window_tile(w, n, cols.clone());
+        let first = rows.next().expect("d >= 1");
+        let (mut best, mut pos, mut nan) = ([0.0f64; TILE], [1.0f64; TILE], [0.0f64; TILE]);
+        for i in 0..m {
+            best[i] = first[i];
+            nan[i] = flag(first[i].is_nan());
+        }
+        for (k, row) in rows.enumerate() {
+            let at = (k + 2) as f64;
+            let (best, pos, nan, row) = (&mut best[..m], &mut pos[..m], &mut nan[..m], &row[..m]);
+            for i in 0..m {
+                let v = row[i];
+                let better = if MAX { v > best[i] } else { v < best[i] };
+                best[i] = if better { v } else { best[i] };
+                if POS {
+                    // Exact on small integers; unlike a second select, this vectorizes.
+                    pos[i] += (at - pos[i]) * flag(better);
+                }
+                nan[i] += flag(v.is_nan());
+            }
+        }
+        for (i, o) in out[cols].iter_mut().enumerate() {
+            *o = match (nan[i] > 0.0, POS) {
+                (true, _) => f64::NAN,
+                (false, true) => pos[i],
+                (false, false) => best[i],
+            };
+        }
+    }
+}
+
+/// Direct `ts_rank`: counts of window values below and equal to the newest.
+fn direct_rank(w: &[f64], out: &mut [f64]) {
+    const L: usize = 4;
+    let n = out.len();
+    let full = n - n % L;
+    for j in (0..full).step_by(L) {
+        let cell: &mut [f64; L] = (&mut out[j..j + L]).try_into().expect("L values");
+        rank_lanes::<L>(w, n, j, cell);
+    }
+    for j in full..n {
+        let cell: &mut [f64; 1] = (&mut out[j..j + 1]).try_into().expect("1 value");
+        rank_lanes::<1>(w, n, j, cell);
+    }
+}
+
+/// [`direct_rank`] of the `W` adjacent columns starting at `j`, counts in registers.
+#[inline(always)]
+fn rank_lanes<const W: usize>(w: &[f64], n: usize, j: usize, out: &mut [f64; W]) {
+    let d = w.len() / n;
+    let row = |k: usize| -> [f64; W] { w[k * n + j..k * n + j + W].try_into().expect("W values") };
+    let newest = row(d - 1);
+    let (mut less, mut equal, mut nan) = ([0.0f64; W], [0.0f64; W], [0.0f64; W]);
+    for k in 0..d {
+        let r = row(k);
+        for i in 0..W {
+            less[i] += flag(r[i] < newest[i]);
+            equal[i] += flag(r[i] == newest[i]);
+            nan[i] += flag(r[i].is_nan());
+        }
+    }
+    for i in 0..W {
+        let rank = (less[i] + (equal[i] + 1.0) / 2.0) / d as f64;
+        out[i] = if nan[i] > 0.0 { f64::NAN } else { rank };
+    }
+}
+
+/// Direct `ts_product`: the window's values multiplied oldest first (NaN in, NaN out).
+fn direct_product(w: &[f64], out: &mut [f64]) {
+    let n = out.len();
+    let mut rows = w.chunks_exact(n);
+    out.copy_from_slice(rows.next().expect("d >= 1"));
+    for row in rows {
+        for (o, &v) in out.iter_mut().zip(row) {
+            *o *= v;
+        }
+    }
+}
+
+/// Direct `decay_linear`: Σ k·x_k oldest first (k = 1 for the oldest) over `total`.
+fn direct_decay(w: &[f64], out: &mut [f64], total: f64) {
+    out.fill(0.0);
+    for (k, row) in w.chunks_exact(out.len()).enumerate() {
+        let weight = (k + 1) as f64;
+        for (o, &v) in out.iter_mut().zip(row) {
+            *o += weight * v;
+        }
+    }
+    for o in out.iter_mut() {
+        *o /= total;
+    }
+}
 
 /// Σ of values in order, no compensation: what numpy's reductions do for short rows.
 fn plain_sum(values: impl Iterator<Item = f64>) -> f64 {
@@ -157,7 +380,9 @@ fn window_len(d: usize) -> usize {
 /// `x.shift(d)`.
 pub fn delay(x: &Panel, d: usize) -> Panel {
     let (t, n) = x.dim();
-    let mut out = Array2::from_elem((t, n), f64::NAN);
+    let mut buffer = crate::pool::take(t * n);
+    buffer.resize(t * n, f64::NAN);
+    let mut out = Array2::from_shape_vec((t, n), buffer).expect("t * n values");
     if d < t {
         out.slice_mut(s![d.., ..]).assign(&x.slice(s![..t - d, ..]));
     }
@@ -167,52 +392,77 @@ pub fn delay(x: &Panel, d: usize) -> Panel {
 /// `x - x.shift(d)`.
 pub fn delta(x: &Panel, d: usize) -> Panel {
     let shifted = delay(x, d);
-    crate::kernels::map([x, &shifted], |[a, b]| a - b)
+    let out = crate::kernels::map([x, &shifted], |[a, b]| a - b);
+    crate::pool::give_panel(shifted);
+    out
 }
 
-struct Sum {
-    w: Window,
-    sum: KSum,
-}
-
-impl Rolling for Sum {
-    fn push(&mut self, x: f64) -> f64 {
-        let old = self.w.push(x);
-        if !self.w.check_ready() {
-            return f64::NAN;
-        }
-        if self.w.d <= SMALL_WINDOW {
-            return plain_sum(self.w.values.iter().copied());
-        }
-        if self.w.take_exact() {
-            self.sum = KSum::of(self.w.values.iter().copied());
+/// The running sum of one contiguous column, without a window copy: the value leaving
+/// the window is read from the column. Same steps as the `Window` state machines (compensated
+/// updates, re-anchored exactly every `d` steps, after a NaN and while infinities are
+/// in the window), so the same bits.
+fn running_sum_column(x: &[f64], d: usize, out: &mut [f64]) {
+    let (mut nans, mut infs, mut since_anchor, mut stale) = (0usize, 0usize, 0usize, true);
+    let mut sum = KSum::default();
+    let count = |v: f64, nans: &mut usize, infs: &mut usize, add: bool| {
+        let slot = if v.is_nan() {
+            nans
+        } else if v.is_infinite() {
+            infs
         } else {
-            self.sum.add(x);
-            self.sum
-                .add(-old.expect("a ready window after a ready one is sliding"));
+            return;
+        };
+        if add {
+            *slot += 1
+        } else {
+            *slot -= 1
         }
-        self.sum.value()
-    }
-}
-
-fn sum_state(d: usize) -> Sum {
-    Sum {
-        w: Window::new(window_len(d)),
-        sum: KSum::default(),
+    };
+    for (t, o) in out.iter_mut().enumerate() {
+        let v = x[t];
+        count(v, &mut nans, &mut infs, true);
+        since_anchor += 1;
+        let old = (t >= d).then(|| x[t - d]);
+        if let Some(old) = old {
+            count(old, &mut nans, &mut infs, false);
+        }
+        if t + 1 < d || nans > 0 {
+            stale = true;
+            *o = f64::NAN;
+            continue;
+        }
+        if stale || since_anchor >= d || infs > 0 {
+            since_anchor = 0;
+            stale = false;
+            sum = KSum::of(x[t + 1 - d..=t].iter().copied());
+        } else {
+            sum.add(v);
+            sum.add(-old.expect("a ready window after a ready one is sliding"));
+        }
+        *o = sum.value();
     }
 }
 
 /// `x.rolling(d).sum()`.
 pub fn ts_sum(x: &Panel, d: usize) -> Panel {
-    rolling(x, || sum_state(d))
+    if window_len(d) <= SMALL_WINDOW {
+        return window_rows([x], d, |[w], out| direct_sum(w, out));
+    }
+    by_column([x], |[column], out| running_sum_column(column, d, out))
 }
 
 /// `x.rolling(d).mean()`.
 pub fn ts_mean(x: &Panel, d: usize) -> Panel {
     let inv = d as f64;
-    rolling(x, || {
-        let mut state = sum_state(d);
-        move |v: f64| state.push(v) / inv
+    if window_len(d) <= SMALL_WINDOW {
+        return window_rows([x], d, |[w], out| {
+            direct_sum(w, out);
+            out.iter_mut().for_each(|o| *o /= inv);
+        });
+    }
+    by_column([x], |[column], out| {
+        running_sum_column(column, d, out);
+        out.iter_mut().for_each(|o| *o /= inv);
     })
 }
 
@@ -332,6 +582,16 @@ impl Moments {
 
 /// `x.rolling(d).std()` (ddof=1); exactly 0 on a flat window.
 pub fn ts_std(x: &Panel, d: usize) -> Panel {
+    if window_len(d) <= SMALL_WINDOW {
+        if d < 2 {
+            return window_rows([x], d, |_, out| out.fill(f64::NAN));
+        }
+        return window_rows([x], d, |[w], out| {
+            direct_moments(w, None, out, 0.0, |_, m2x, _| {
+                (m2x.max(0.0) / (d as f64 - 1.0)).sqrt()
+            })
+        });
+    }
     rolling(x, || {
         let mut m = Moments::new(d);
         move |v: f64| {
@@ -367,8 +627,28 @@ impl Rolling2 for Cov {
     }
 }
 
+/// Direct covariance or correlation of short windows, with `Cov`'s rules.
+fn direct_cov(x: &Panel, y: &Panel, d: usize, correlation: bool) -> Panel {
+    if d < 2 {
+        return window_rows([x, y], d, |_, out| out.fill(f64::NAN));
+    }
+    let ddof = d as f64 - 1.0;
+    window_rows([x, y], d, |[wx, wy], out| {
+        if correlation {
+            direct_moments(wx, Some(wy), out, f64::NAN, |c, m2x, m2y| {
+                c / (m2x.max(0.0) * m2y.max(0.0)).sqrt()
+            })
+        } else {
+            direct_moments(wx, Some(wy), out, 0.0, |c, _, _| c / ddof)
+        }
+    })
+}
+
 /// `x.rolling(d).cov(y)` (ddof=1); exactly 0 where either window is flat.
 pub fn covariance(x: &Panel, y: &Panel, d: usize) -> Panel {
+    if window_len(d) <= SMALL_WINDOW {
+        return direct_cov(x, y, d, false);
+    }
     rolling2(x, y, || Cov {
         m: Moments::new(d),
         correlation: false,
@@ -377,6 +657,9 @@ pub fn covariance(x: &Panel, y: &Panel, d: usize) -> Panel {
 
 /// `x.rolling(d).corr(y)`; NaN where either window is flat.
 pub fn correlation(x: &Panel, y: &Panel, d: usize) -> Panel {
+    if window_len(d) <= SMALL_WINDOW {
+        return direct_cov(x, y, d, true);
+    }
     rolling2(x, y, || Cov {
         m: Moments::new(d),
         correlation: true,
@@ -434,6 +717,14 @@ impl Extreme {
 }
 
 fn extreme(x: &Panel, d: usize, max: bool, position: bool) -> Panel {
+    if window_len(d) <= DIRECT_ORDER_WINDOW {
+        return match (max, position) {
+            (false, false) => window_rows([x], d, |[w], o| direct_extreme::<false, false>(w, o)),
+            (false, true) => window_rows([x], d, |[w], o| direct_extreme::<false, true>(w, o)),
+            (true, false) => window_rows([x], d, |[w], o| direct_extreme::<true, false>(w, o)),
+            (true, true) => window_rows([x], d, |[w], o| direct_extreme::<true, true>(w, o)),
+        };
+    }
     rolling(x, || {
         let mut e = Extreme::new(d, max);
         move |v: f64| match e.push(v) {
@@ -467,6 +758,9 @@ pub fn ts_argmax(x: &Panel, d: usize) -> Panel {
 
 /// Rank of today's value within its window (average ties), divided by `d`.
 pub fn ts_rank(x: &Panel, d: usize) -> Panel {
+    if window_len(d) <= DIRECT_ORDER_WINDOW {
+        return window_rows([x], d, |[w], out| direct_rank(w, out));
+    }
     rolling(x, || {
         let mut w = Window::new(window_len(d));
         let mut sorted: Vec<f64> = Vec::with_capacity(d + 1);
@@ -492,6 +786,9 @@ pub fn ts_rank(x: &Panel, d: usize) -> Panel {
 
 /// `x.rolling(d).apply(np.prod)`, from a two-stack queue of partial products.
 pub fn ts_product(x: &Panel, d: usize) -> Panel {
+    if window_len(d) <= SMALL_WINDOW {
+        return window_rows([x], d, |[w], out| direct_product(w, out));
+    }
     rolling(x, || {
         let mut w = Window::new(window_len(d));
         // `front` holds suffix products of the older values (top = the oldest's);
@@ -525,6 +822,9 @@ pub fn ts_product(x: &Panel, d: usize) -> Panel {
 /// Linearly weighted mean of the window, the newest value weighted `d`.
 pub fn decay_linear(x: &Panel, d: usize) -> Panel {
     let total = (d * (d + 1)) as f64 / 2.0;
+    if window_len(d) <= SMALL_WINDOW {
+        return window_rows([x], d, |[w], out| direct_decay(w, out, total));
+    }
     rolling(x, || {
         let mut w = Window::new(window_len(d));
         // weighted = Σ k·x_k (k = 1 for the oldest), plain = Σ x_k.
@@ -554,4 +854,235 @@ pub fn decay_linear(x: &Panel, d: usize) -> Panel {
             weighted.value() / total
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::ShapeBuilder;
+
+    /// Columns of random values, small integers (ties), flat runs, NaN, ±inf and a C-order
+    /// panel wide enough to span several tiles.
+    fn panel(seed: u64) -> Panel {
+        let mut state = seed;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        Array2::from_shape_fn((90, 2 * TILE + 7), |(t, n)| {
+            let u = next();
+            match n % 4 {
+                _ if u < 0.03 => f64::NAN,
+                _ if u > 0.995 => f64::INFINITY,
+                0 => u * 100.0 - 50.0,
+                1 => (u * 3.0).floor(),
+                2 => ((t / 9) % 3) as f64, // flat runs of 9
+                _ => 1e6 + u,
+            }
+        })
+    }
+
+    /// The window of `x` ending at row `t` of column `j`, oldest first (None before full).
+    fn window(x: &Panel, t: usize, j: usize, d: usize) -> Option<Vec<f64>> {
+        (t + 1 >= d).then(|| (t + 1 - d..=t).map(|i| x[[i, j]]).collect())
+    }
+
+    fn same_bits(a: f64, b: f64) -> bool {
+        a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
+    }
+
+    /// Checks `got` against `want(window(s))` at every cell, bit for bit.
+    fn check(name: &str, got: &Panel, want: impl Fn(usize, usize) -> f64) {
+        for ((t, j), &g) in got.indexed_iter() {
+            let w = want(t, j);
+            assert!(same_bits(g, w), "{name}: at ({t}, {j}) got {g}, want {w}");
+        }
+    }
+
+    /// The two-pass moments the running kernels use for short windows
+    /// (`Moments::exact_plain`): what the direct path must reproduce bit for bit.
+    fn plain_moments(a: &[f64], b: &[f64]) -> (f64, f64, f64) {
+        let n = a.len() as f64;
+        let (mx, my) = (
+            plain_sum(a.iter().copied()) / n,
+            plain_sum(b.iter().copied()) / n,
+        );
+        let (mut c, mut m2x, mut m2y) = (0.0, 0.0, 0.0);
+        for (&p, &q) in a.iter().zip(b) {
+            let (dx, dy) = (p - mx, q - my);
+            c += dx * dy;
+            m2x += dx * dx;
+            m2y += dy * dy;
+        }
+        (c, m2x, m2y)
+    }
+
+    fn flat(w: &[f64]) -> bool {
+        w.iter().all(|&v| v == w[w.len() - 1])
+    }
+
+    #[test]
+    fn direct_short_windows_equal_the_plain_definitions_bit_for_bit() {
+        let (x, y) = (panel(1), panel(2));
+        for d in 1..=SMALL_WINDOW {
+            let nan = |w: &[f64]| w.iter().any(|v| v.is_nan());
+            let on = |t, j| window(&x, t, j, d).filter(|w| !nan(w));
+            let pair = |t, j| {
+                let (a, b) = (window(&x, t, j, d)?, window(&y, t, j, d)?);
+                (!nan(&a) && !nan(&b)).then_some((a, b))
+            };
+            check("ts_sum", &ts_sum(&x, d), |t, j| {
+                on(t, j).map_or(f64::NAN, |w| plain_sum(w.into_iter()))
+            });
+            check("ts_mean", &ts_mean(&x, d), |t, j| {
+                on(t, j).map_or(f64::NAN, |w| plain_sum(w.into_iter()) / d as f64)
+            });
+            check("ts_std", &ts_std(&x, d), |t, j| match on(t, j) {
+                Some(_) if d < 2 => f64::NAN,
+                Some(w) if flat(&w) => 0.0,
+                Some(w) => (plain_moments(&w, &w).1.max(0.0) / (d as f64 - 1.0)).sqrt(),
+                None => f64::NAN,
+            });
+            check("covariance", &covariance(&x, &y, d), |t, j| {
+                match pair(t, j) {
+                    Some(_) if d < 2 => f64::NAN,
+                    Some((a, b)) if flat(&a) || flat(&b) => 0.0,
+                    Some((a, b)) => plain_moments(&a, &b).0 / (d as f64 - 1.0),
+                    None => f64::NAN,
+                }
+            });
+            check("correlation", &correlation(&x, &y, d), |t, j| {
+                match pair(t, j) {
+                    Some((a, b)) if d >= 2 && !flat(&a) && !flat(&b) => {
+                        let (c, m2x, m2y) = plain_moments(&a, &b);
+                        c / (m2x.max(0.0) * m2y.max(0.0)).sqrt()
+                    }
+                    _ => f64::NAN,
+                }
+            });
+            check("ts_product", &ts_product(&x, d), |t, j| {
+                on(t, j).map_or(f64::NAN, |w| w.iter().skip(1).fold(w[0], |p, v| p * v))
+            });
+            let total = (d * (d + 1)) as f64 / 2.0;
+            check("decay_linear", &decay_linear(&x, d), |t, j| {
+                on(t, j).map_or(f64::NAN, |w| {
+                    plain_sum(w.iter().enumerate().map(|(k, v)| (k + 1) as f64 * v)) / total
+                })
+            });
+        }
+    }
+
+    /// Extremes and `ts_rank` agree on both paths (direct up to DIRECT_ORDER_WINDOW, the
+    /// deque or the sorted window beyond): the comparison below is the definition.
+    #[test]
+    fn extremes_and_ts_rank_match_their_definitions_on_both_paths() {
+        let x = panel(3);
+        for d in [
+            1,
+            2,
+            3,
+            5,
+            16,
+            17,
+            40,
+            DIRECT_ORDER_WINDOW,
+            DIRECT_ORDER_WINDOW + 1,
+            80,
+        ] {
+            let on = |t, j| window(&x, t, j, d).filter(|w| w.iter().all(|v| !v.is_nan()));
+            // First occurrence of the extreme, 1-based.
+            let arg = |w: &[f64], max: bool| {
+                let mut best = 0;
+                for (k, &v) in w.iter().enumerate() {
+                    if (max && v > w[best]) || (!max && v < w[best]) {
+                        best = k;
+                    }
+                }
+                best
+            };
+            for max in [false, true] {
+                let value = if max { ts_max(&x, d) } else { ts_min(&x, d) };
+                check("ts_min/max", &value, |t, j| {
+                    on(t, j).map_or(f64::NAN, |w| w[arg(&w, max)])
+                });
+                let position = if max {
+                    ts_argmax(&x, d)
+                } else {
+                    ts_argmin(&x, d)
+                };
+                check("ts_argmin/argmax", &position, |t, j| {
+                    on(t, j).map_or(f64::NAN, |w| (arg(&w, max) + 1) as f64)
+                });
+            }
+            check("ts_rank", &ts_rank(&x, d), |t, j| {
+                on(t, j).map_or(f64::NAN, |w| {
+                    let v = w[d - 1];
+                    let less = w.iter().filter(|&&u| u < v).count() as f64;
+                    let equal = w.iter().filter(|&&u| u == v).count() as f64;
+                    (less + (equal + 1.0) / 2.0) / d as f64
+                })
+            });
+        }
+    }
+
+    /// The per-column state machine `ts_sum` used before `running_sum_column`: the oracle
+    /// that the column kernel gives the same bits.
+    struct Sum {
+        w: Window,
+        sum: KSum,
+    }
+
+    impl Rolling for Sum {
+        fn push(&mut self, x: f64) -> f64 {
+            let old = self.w.push(x);
+            if !self.w.check_ready() {
+                return f64::NAN;
+            }
+            if self.w.d <= SMALL_WINDOW {
+                return plain_sum(self.w.values.iter().copied());
+            }
+            if self.w.take_exact() {
+                self.sum = KSum::of(self.w.values.iter().copied());
+            } else {
+                self.sum.add(x);
+                self.sum
+                    .add(-old.expect("a ready window after a ready one is sliding"));
+            }
+            self.sum.value()
+        }
+    }
+
+    fn sum_state(d: usize) -> Sum {
+        Sum {
+            w: Window::new(window_len(d)),
+            sum: KSum::default(),
+        }
+    }
+
+    #[test]
+    fn running_sums_give_the_bits_of_the_window_state_machine() {
+        let x = panel(5);
+        for d in [SMALL_WINDOW + 1, 20, 45, 89, 120] {
+            let want = rolling(&x, || sum_state(d));
+            check("ts_sum", &ts_sum(&x, d), |t, j| want[[t, j]]);
+            check("ts_mean", &ts_mean(&x, d), |t, j| want[[t, j]] / d as f64);
+        }
+    }
+
+    #[test]
+    fn fortran_order_panels_give_the_same_values() {
+        let x = panel(4);
+        let mut f = Array2::zeros(x.dim().f());
+        f.assign(&x);
+        for d in [3, 20] {
+            assert!(crate::kernels::bitwise_eq(&ts_std(&x, d), &ts_std(&f, d)));
+            assert!(crate::kernels::bitwise_eq(&ts_rank(&x, d), &ts_rank(&f, d)));
+            assert!(crate::kernels::bitwise_eq(
+                &correlation(&x, &x, d),
+                &correlation(&f, &x, d)
+            ));
+        }
+    }
 }
