@@ -40,7 +40,12 @@ class Step:
 class KernelPlan:
     statements: list[tuple[str, str]] = field(default_factory=list)  # (ident, Rust expression)
     result: str = ""  # the returned Panel
-    uses: set[str] = field(default_factory=set)  # runtime items used: map, s, ts, cs
+    # Temporaries whose buffers go back to the runtime's pool once the result is
+    # computed (else each would return to the OS and come back as fresh pages), and the
+    # identifier the result is bound to meanwhile.
+    recycled: list[str] = field(default_factory=list)
+    out: str = ""
+    uses: set[str] = field(default_factory=set)  # runtime items used: map, s, ts, cs, la, pool
     steps: list[Step] = field(default_factory=list)
 
 
@@ -161,6 +166,10 @@ class _Lowering:
             self.plan.steps[-1] = replace(self.plan.steps[-1], writes=self.node.name)
         else:
             self.plan.result = self.map_call(lets, result, self.node.name)
+        self.plan.recycled = [ident for ident, _ in self.plan.statements if ident != self.plan.result]
+        if self.plan.recycled:
+            self.plan.out = self.names(_TEMP + "out", "out")
+            self.plan.uses.add("pool")
         return self.plan
 
 

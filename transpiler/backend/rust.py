@@ -35,7 +35,9 @@ class NodeCtx:
     deps: list[int]  # slots read, in kernel-argument order
     statements: list[tuple[str, str]]  # `let ident = expression;` before the result
     result: str  # the kernel's returned Panel
-    uses: set[str]  # runtime items the kernel uses (map, s, ts, cs, la)
+    recycled: list[str]  # temporaries given back to the buffer pool after the result
+    out: str  # the identifier the result is bound to while they are (when there are any)
+    uses: set[str]  # runtime items the kernel uses (map, s, ts, cs, la, pool)
     doc: str
     private: bool
 
@@ -50,7 +52,7 @@ class DagCtx:
     nodes: list[NodeCtx]
     levels: list[list[int]]
     doc: str
-    uses: set[str]  # runtime items any kernel uses (map, s, ts, cs, la), so that no import goes unused
+    uses: set[str]  # runtime items any kernel uses (map, s, ts, cs, la, pool), so that no import goes unused
 
 
 def _node_ctx(node: ir.Node, index: int, slots: dict[str, int], fns, methods, py_methods) -> NodeCtx:
@@ -64,6 +66,8 @@ def _node_ctx(node: ir.Node, index: int, slots: dict[str, int], fns, methods, py
         deps=[slots[r.name] for r in ir.refs(node)],
         statements=plan.statements,
         result=plan.result,
+        recycled=plan.recycled,
+        out=plan.out,
         uses=plan.uses,
         doc=node.doc,
         private=node.private,
