@@ -710,53 +710,48 @@ pub fn correlation(x: &Panel, y: &Panel, d: usize) -> Panel {
     })
 }
 
-/// A monotonic deque over a window: the front is the window's min (or max), earliest
-/// first on ties.
-struct Extreme {
-    w: Window,
-    deque: VecDeque<(usize, f64)>,
-    step: usize,
-    max: bool,
-}
-
-impl Extreme {
-    fn new(d: usize, max: bool) -> Self {
-        Extreme {
-            w: Window::new(window_len(d)),
-            deque: VecDeque::new(),
-            step: 0,
-            max,
+/// Long-window extremes of one contiguous column: a monotonic deque of indices into the
+/// column (the front is the window's min, or max, earliest first on ties), the window's
+/// NaN count read from the column. Writes the extreme (`POS = false`) or its 1-based
+/// position in the window (1 = the oldest day), NaN where the window is not full or
+/// holds a NaN.
+fn extreme_column<const MAX: bool, const POS: bool>(x: &[f64], d: usize, out: &mut [f64]) {
+    let mut deque: VecDeque<usize> = VecDeque::with_capacity(d + 1);
+    let mut nans = 0usize;
+    for (i, o) in out.iter_mut().enumerate() {
+        let v = x[i];
+        if i >= d && x[i - d].is_nan() {
+            nans -= 1;
         }
-    }
-
-    /// Feeds a value; returns (index of the extreme, its value) when the window is ready.
-    fn push(&mut self, x: f64) -> Option<(usize, f64)> {
-        let i = self.step;
-        self.step += 1;
-        self.w.push(x);
-        if !x.is_nan() {
-            let max = self.max;
-            while let Some(&(_, back)) = self.deque.back() {
-                let beaten = if max { back < x } else { back > x };
+        if v.is_nan() {
+            nans += 1;
+        } else {
+            while let Some(&j) = deque.back() {
+                let beaten = if MAX { x[j] < v } else { x[j] > v };
                 if !beaten {
                     break;
                 }
-                self.deque.pop_back();
+                deque.pop_back();
             }
-            self.deque.push_back((i, x));
+            deque.push_back(i);
         }
-        while let Some(&(j, _)) = self.deque.front() {
-            if j + self.w.d <= i {
-                self.deque.pop_front();
+        while let Some(&j) = deque.front() {
+            if j + d <= i {
+                deque.pop_front();
             } else {
                 break;
             }
         }
-        if self.w.ready() {
-            self.deque.front().copied()
-        } else {
-            None
-        }
+        *o = match deque.front() {
+            Some(&j) if i + 1 >= d && nans == 0 => {
+                if POS {
+                    (j + d - i) as f64
+                } else {
+                    x[j]
+                }
+            }
+            _ => f64::NAN,
+        };
     }
 }
 
@@ -769,15 +764,12 @@ fn extreme(x: &Panel, d: usize, max: bool, position: bool) -> Panel {
             (true, true) => window_rows([x], d, |[w], o| direct_extreme::<true, true>(w, o)),
         };
     }
-    rolling(x, || {
-        let mut e = Extreme::new(d, max);
-        move |v: f64| match e.push(v) {
-            // 1 = the oldest day of the window.
-            Some((j, _)) if position => (j + d - (e.step - 1)) as f64,
-            Some((_, value)) => value,
-            None => f64::NAN,
-        }
-    })
+    match (max, position) {
+        (false, false) => by_column([x], |[c], o| extreme_column::<false, false>(c, d, o)),
+        (false, true) => by_column([x], |[c], o| extreme_column::<false, true>(c, d, o)),
+        (true, false) => by_column([x], |[c], o| extreme_column::<true, false>(c, d, o)),
+        (true, true) => by_column([x], |[c], o| extreme_column::<true, true>(c, d, o)),
+    }
 }
 
 /// `x.rolling(d).min()`.
