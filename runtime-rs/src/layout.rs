@@ -186,6 +186,25 @@ pub fn by_column<const K: usize>(
     args: [&Panel; K],
     f: impl Fn([&[f64]; K], &mut [f64]) + Sync,
 ) -> Panel {
+    by_column_block(args, |inputs, width, out| {
+        let t = out.len() / width;
+        if t == 0 {
+            return;
+        }
+        for (c, o) in out.chunks_exact_mut(t).enumerate() {
+            f(std::array::from_fn(|k| &inputs[k][c * t..][..t]), o);
+        }
+    })
+}
+
+/// [`by_column`] for kernels that interleave several columns (independent dependency
+/// chains the CPU overlaps): `f(inputs, width, out)` gets a block of `width` adjacent
+/// columns, column `c` of argument `k` at `inputs[k][c * t..][..t]`, and fills column
+/// `c` of the output at `out[c * t..][..t]`.
+pub fn by_column_block<const K: usize>(
+    args: [&Panel; K],
+    f: impl Fn([&[f64]; K], usize, &mut [f64]) + Sync,
+) -> Panel {
     assert!(
         args.iter().all(|a| a.dim() == args[0].dim()),
         "panels of different shapes"
@@ -204,7 +223,7 @@ pub fn by_column<const K: usize>(
         .for_each(|start| {
             let width = COLUMN_BLOCK.min(n - start);
             // Scratch columns: input k's column c at [(k * width + c) * t ..][..t].
-            let mut scratch = vec![0.0f64; (K * width + 1) * t];
+            let mut scratch = vec![0.0f64; (K + 1) * width * t];
             let (inputs, result) = scratch.split_at_mut(K * width * t);
             for row in 0..t {
                 for (k, slice) in slices.iter().enumerate() {
@@ -214,14 +233,14 @@ pub fn by_column<const K: usize>(
                     }
                 }
             }
-            for c in 0..width {
-                let columns: [&[f64]; K] =
-                    std::array::from_fn(|k| &inputs[(k * width + c) * t..][..t]);
-                f(columns, result);
-                for (row, &v) in result.iter().enumerate() {
+            let columns: [&[f64]; K] =
+                std::array::from_fn(|k| &inputs[k * width * t..][..width * t]);
+            f(columns, width, result);
+            for row in 0..t {
+                for c in 0..width {
                     // SAFETY: cell (row, start + c) is inside the buffer of t * n values,
                     // and only this task writes column start + c.
-                    unsafe { shared.write(row * n + start + c, v) };
+                    unsafe { shared.write(row * n + start + c, result[c * t + row]) };
                 }
             }
         });

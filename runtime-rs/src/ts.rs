@@ -25,7 +25,7 @@
 //! O(d) work per step would cost more than their O(1) updates. Both give the same bits
 //! for sums, moments, extremes and ranks (the tests below check it).
 
-use crate::layout::{by_column, rolling, rolling2, window_rows, Rolling, Rolling2};
+use crate::layout::{by_column, by_column_block, rolling, window_rows, Rolling};
 use crate::Panel;
 use ndarray::{s, Array2};
 use std::collections::VecDeque;
@@ -251,6 +251,7 @@ fn direct_decay(w: &[f64], out: &mut [f64], total: f64) {
 }
 
 /// Σ of values in order, no compensation: what numpy's reductions do for short rows.
+#[cfg(test)]
 fn plain_sum(values: impl Iterator<Item = f64>) -> f64 {
     values.fold(0.0, |acc, v| acc + v)
 }
@@ -318,6 +319,7 @@ impl Window {
     }
 
     /// All `d` values are equal (zero variance, exactly).
+    #[cfg(test)]
     fn flat(&self) -> bool {
         self.run >= self.d
     }
@@ -472,111 +474,185 @@ impl<F: FnMut(f64) -> f64 + Send> Rolling for F {
     }
 }
 
-/// Running mean and co-moments of a pair of columns (Welford updates, re-anchored).
-///
-/// Values are shifted by a recent value of their column (`kx`, `ky`, reset at each exact
-/// recompute), so that at a price level of 1e6 the running mean is not carrying absolute
-/// errors of 1e-10 into co-moments of 1e-4.
-struct Moments {
-    x: Window,
-    y: Window,
-    kx: f64,
-    ky: f64,
-    /// Means of the shifted values.
-    mx: f64,
-    my: f64,
-    /// Σ (x - mx)(y - my) over the window.
-    c: f64,
-    /// Σ (x - mx)², Σ (y - my)² over the window.
-    m2x: f64,
-    m2y: f64,
+/// One column's half (x or y) of [`running_moments_block`]: the counts of `Window` and
+/// the shifted running mean and Σ (v - mean)², with the window's values read from the
+/// column instead of copied.
+#[derive(Clone, Copy)]
+struct Side {
+    nans: usize,
+    infs: usize,
+    /// How many of the newest values are equal to each other (a flat run).
+    run: usize,
+    since_anchor: usize,
+    stale: bool,
+    /// The shift (a recent value), the mean of the shifted values, Σ (v - mean)².
+    k: f64,
+    m: f64,
+    m2: f64,
 }
 
-impl Moments {
-    fn new(d: usize) -> Self {
-        Moments {
-            x: Window::new(window_len(d)),
-            y: Window::new(d),
-            kx: 0.0,
-            ky: 0.0,
-            mx: 0.0,
-            my: 0.0,
-            c: 0.0,
-            m2x: 0.0,
-            m2y: 0.0,
+impl Side {
+    const NEW: Side = Side {
+        nans: 0,
+        infs: 0,
+        run: 0,
+        since_anchor: 0,
+        stale: true,
+        k: 0.0,
+        m: 0.0,
+        m2: 0.0,
+    };
+
+    fn count(&mut self, v: f64, add: bool) {
+        let slot = if v.is_nan() {
+            &mut self.nans
+        } else if v.is_infinite() {
+            &mut self.infs
+        } else {
+            return;
+        };
+        if add {
+            *slot += 1
+        } else {
+            *slot -= 1
         }
     }
 
-    fn exact(&mut self) {
-        self.kx = *self.x.values.back().expect("a ready window");
-        self.ky = *self.y.values.back().expect("a ready window");
-        let (kx, ky) = (self.kx, self.ky);
-        let n = self.x.values.len() as f64;
-        self.mx = KSum::of(self.x.values.iter().map(|v| v - kx)).value() / n;
-        self.my = KSum::of(self.y.values.iter().map(|v| v - ky)).value() / n;
-        let (mut c, mut m2x, mut m2y) = (KSum::default(), KSum::default(), KSum::default());
-        for (&a, &b) in self.x.values.iter().zip(&self.y.values) {
-            let (dx, dy) = (a - kx - self.mx, b - ky - self.my);
-            c.add(dx * dy);
-            m2x.add(dx * dx);
-            m2y.add(dy * dy);
+    /// `Window::push` then `Window::check_ready` at step `t` of `col`: whether the
+    /// window ending at `t` is full and free of NaN.
+    #[inline(always)]
+    fn push(&mut self, col: &[f64], t: usize, d: usize) -> bool {
+        let v = col[t];
+        self.run = if t > 0 && col[t - 1] == v {
+            self.run + 1
+        } else {
+            1
+        };
+        self.count(v, true);
+        self.since_anchor += 1;
+        if t >= d {
+            self.count(col[t - d], false);
         }
-        (self.c, self.m2x, self.m2y) = (c.value(), m2x.value(), m2y.value());
+        let ready = t + 1 >= d && self.nans == 0;
+        self.stale |= !ready;
+        ready
     }
 
-    /// The two-pass moments, in the order numpy computes them (small windows).
-    fn exact_plain(&mut self) {
-        let n = self.x.d as f64;
-        (self.kx, self.ky) = (0.0, 0.0);
-        self.mx = plain_sum(self.x.values.iter().copied()) / n;
-        self.my = plain_sum(self.y.values.iter().copied()) / n;
-        let (mut c, mut m2x, mut m2y) = (0.0, 0.0, 0.0);
-        for (&a, &b) in self.x.values.iter().zip(&self.y.values) {
-            let (dx, dy) = (a - self.mx, b - self.my);
-            c += dx * dy;
-            m2x += dx * dx;
-            m2y += dy * dy;
+    /// `Window::take_exact`.
+    #[inline(always)]
+    fn take_exact(&mut self, d: usize) -> bool {
+        if self.stale || self.since_anchor >= d || self.infs > 0 {
+            self.since_anchor = 0;
+            self.stale = false;
+            true
+        } else {
+            false
         }
-        (self.c, self.m2x, self.m2y) = (c, m2x, m2y);
     }
 
-    /// Feeds a pair; returns whether both windows are full and free of NaN.
-    fn push(&mut self, a: f64, b: f64) -> bool {
-        let old_a = self.x.push(a);
-        let old_b = self.y.push(b);
-        let ready = self.x.check_ready() & self.y.check_ready();
-        if !ready {
-            return false;
+    fn flat(&self, d: usize) -> bool {
+        self.run >= d
+    }
+}
+
+/// What a running-moments kernel answers.
+#[derive(Clone, Copy, PartialEq)]
+enum Stat {
+    Std,
+    Cov,
+    Corr,
+}
+
+/// Long-window `ts_std` (`PAIR = false`, y is x), `covariance` or `correlation` of a
+/// block of `width` contiguous columns (column `c` at `[c * t..][..t]`), the columns
+/// advanced together time step by time step so that their dependency chains (a
+/// division feeds the next step's mean) overlap. Per column, the steps and bits of
+/// the per-column state machine this replaced (`Moments`, kept in the tests as the
+/// oracle): Welford updates of values shifted by a recent value, re-anchored by an
+/// exact compensated two-pass recompute every `d` steps, after a NaN or a filling
+/// window and while infinities are in the window; exact flat-window detection.
+fn running_moments_block<const PAIR: bool>(
+    x: &[f64],
+    y: &[f64],
+    width: usize,
+    d: usize,
+    stat: Stat,
+    out: &mut [f64],
+) {
+    let t_len = out.len() / width;
+    let n = d as f64;
+    let ddof = n - 1.0;
+    let mut lanes = vec![(Side::NEW, Side::NEW, 0.0f64); width];
+    for t in 0..t_len {
+        for (c, (sx, sy, cxy)) in lanes.iter_mut().enumerate() {
+            let xs = &x[c * t_len..][..t_len];
+            let ys = if PAIR { &y[c * t_len..][..t_len] } else { xs };
+            let o = &mut out[c * t_len + t];
+            let ready_x = sx.push(xs, t, d);
+            let ready_y = !PAIR || sy.push(ys, t, d);
+            if !(ready_x & ready_y) {
+                *o = f64::NAN;
+                continue;
+            }
+            let exact_x = sx.take_exact(d);
+            let exact_y = PAIR && sy.take_exact(d);
+            if exact_x | exact_y {
+                let w = t + 1 - d..=t;
+                sx.k = xs[t];
+                sx.m = KSum::of(xs[w.clone()].iter().map(|v| v - sx.k)).value() / n;
+                if PAIR {
+                    sy.k = ys[t];
+                    sy.m = KSum::of(ys[w.clone()].iter().map(|v| v - sy.k)).value() / n;
+                    let (mut c, mut m2x, mut m2y) =
+                        (KSum::default(), KSum::default(), KSum::default());
+                    for (&a, &b) in xs[w.clone()].iter().zip(&ys[w]) {
+                        let (dx, dy) = (a - sx.k - sx.m, b - sy.k - sy.m);
+                        c.add(dx * dy);
+                        m2x.add(dx * dx);
+                        m2y.add(dy * dy);
+                    }
+                    (*cxy, sx.m2, sy.m2) = (c.value(), m2x.value(), m2y.value());
+                } else {
+                    let mut m2x = KSum::default();
+                    for &a in &xs[w] {
+                        let dx = a - sx.k - sx.m;
+                        m2x.add(dx * dx);
+                    }
+                    sx.m2 = m2x.value();
+                }
+            } else {
+                // Remove the oldest pair (n: d -> d-1), then add the new one (d-1 -> d).
+                let oa = xs[t - d] - sx.k;
+                let a = xs[t] - sx.k;
+                let mx1 = sx.m - (oa - sx.m) / (n - 1.0);
+                sx.m2 -= (oa - mx1) * (oa - sx.m);
+                let dx = a - mx1;
+                if PAIR {
+                    let ob = ys[t - d] - sy.k;
+                    let b = ys[t] - sy.k;
+                    let my1 = sy.m - (ob - sy.m) / (n - 1.0);
+                    *cxy -= (oa - mx1) * (ob - sy.m);
+                    sy.m2 -= (ob - my1) * (ob - sy.m);
+                    let dy = b - my1;
+                    sx.m = mx1 + dx / n;
+                    sy.m = my1 + dy / n;
+                    *cxy += dx * (b - sy.m);
+                    sx.m2 += dx * (a - sx.m);
+                    sy.m2 += dy * (b - sy.m);
+                } else {
+                    sx.m = mx1 + dx / n;
+                    sx.m2 += dx * (a - sx.m);
+                }
+            }
+            let flat = sx.flat(d) || (PAIR && sy.flat(d));
+            *o = match (stat, flat) {
+                (Stat::Std, true) | (Stat::Cov, true) => 0.0,
+                (Stat::Corr, true) => f64::NAN,
+                (Stat::Std, false) => (sx.m2.max(0.0) / ddof).sqrt(),
+                (Stat::Cov, false) => *cxy / ddof,
+                (Stat::Corr, false) => *cxy / (sx.m2.max(0.0) * sy.m2.max(0.0)).sqrt(),
+            };
         }
-        if self.x.d <= SMALL_WINDOW {
-            self.exact_plain();
-            return true;
-        }
-        if self.x.take_exact() | self.y.take_exact() {
-            self.exact();
-            return true;
-        }
-        let (oa, ob) = (
-            old_a.expect("sliding") - self.kx,
-            old_b.expect("sliding") - self.ky,
-        );
-        let (a, b) = (a - self.kx, b - self.ky);
-        // Remove the oldest pair (n: d -> d-1), then add the new one (d-1 -> d).
-        let n = self.x.d as f64;
-        let (mx1, my1) = (
-            self.mx - (oa - self.mx) / (n - 1.0),
-            self.my - (ob - self.my) / (n - 1.0),
-        );
-        self.c -= (oa - mx1) * (ob - self.my);
-        self.m2x -= (oa - mx1) * (oa - self.mx);
-        self.m2y -= (ob - my1) * (ob - self.my);
-        let (dx, dy) = (a - mx1, b - my1);
-        self.mx = mx1 + dx / n;
-        self.my = my1 + dy / n;
-        self.c += dx * (b - self.my);
-        self.m2x += dx * (a - self.mx);
-        self.m2y += dy * (b - self.my);
-        true
     }
 }
 
@@ -592,39 +668,9 @@ pub fn ts_std(x: &Panel, d: usize) -> Panel {
             })
         });
     }
-    rolling(x, || {
-        let mut m = Moments::new(d);
-        move |v: f64| {
-            if !m.push(v, v) || d < 2 {
-                f64::NAN
-            } else if m.x.flat() {
-                0.0
-            } else {
-                (m.m2x.max(0.0) / (d as f64 - 1.0)).sqrt()
-            }
-        }
+    by_column_block([x], |[x], width, out| {
+        running_moments_block::<false>(x, x, width, d, Stat::Std, out)
     })
-}
-
-struct Cov {
-    m: Moments,
-    correlation: bool,
-}
-
-impl Rolling2 for Cov {
-    fn push(&mut self, a: f64, b: f64) -> f64 {
-        let d = self.m.x.d;
-        if !self.m.push(a, b) || d < 2 {
-            return f64::NAN;
-        }
-        let flat = self.m.x.flat() || self.m.y.flat();
-        match (self.correlation, flat) {
-            (false, true) => 0.0,
-            (false, false) => self.m.c / (d as f64 - 1.0),
-            (true, true) => f64::NAN,
-            (true, false) => self.m.c / (self.m.m2x.max(0.0) * self.m.m2y.max(0.0)).sqrt(),
-        }
-    }
 }
 
 /// Direct covariance or correlation of short windows, with `Cov`'s rules.
@@ -649,9 +695,8 @@ pub fn covariance(x: &Panel, y: &Panel, d: usize) -> Panel {
     if window_len(d) <= SMALL_WINDOW {
         return direct_cov(x, y, d, false);
     }
-    rolling2(x, y, || Cov {
-        m: Moments::new(d),
-        correlation: false,
+    by_column_block([x, y], |[x, y], width, out| {
+        running_moments_block::<true>(x, y, width, d, Stat::Cov, out)
     })
 }
 
@@ -660,59 +705,53 @@ pub fn correlation(x: &Panel, y: &Panel, d: usize) -> Panel {
     if window_len(d) <= SMALL_WINDOW {
         return direct_cov(x, y, d, true);
     }
-    rolling2(x, y, || Cov {
-        m: Moments::new(d),
-        correlation: true,
+    by_column_block([x, y], |[x, y], width, out| {
+        running_moments_block::<true>(x, y, width, d, Stat::Corr, out)
     })
 }
 
-/// A monotonic deque over a window: the front is the window's min (or max), earliest
-/// first on ties.
-struct Extreme {
-    w: Window,
-    deque: VecDeque<(usize, f64)>,
-    step: usize,
-    max: bool,
-}
-
-impl Extreme {
-    fn new(d: usize, max: bool) -> Self {
-        Extreme {
-            w: Window::new(window_len(d)),
-            deque: VecDeque::new(),
-            step: 0,
-            max,
+/// Long-window extremes of one contiguous column: a monotonic deque of indices into the
+/// column (the front is the window's min, or max, earliest first on ties), the window's
+/// NaN count read from the column. Writes the extreme (`POS = false`) or its 1-based
+/// position in the window (1 = the oldest day), NaN where the window is not full or
+/// holds a NaN.
+fn extreme_column<const MAX: bool, const POS: bool>(x: &[f64], d: usize, out: &mut [f64]) {
+    let mut deque: VecDeque<usize> = VecDeque::with_capacity(d + 1);
+    let mut nans = 0usize;
+    for (i, o) in out.iter_mut().enumerate() {
+        let v = x[i];
+        if i >= d && x[i - d].is_nan() {
+            nans -= 1;
         }
-    }
-
-    /// Feeds a value; returns (index of the extreme, its value) when the window is ready.
-    fn push(&mut self, x: f64) -> Option<(usize, f64)> {
-        let i = self.step;
-        self.step += 1;
-        self.w.push(x);
-        if !x.is_nan() {
-            let max = self.max;
-            while let Some(&(_, back)) = self.deque.back() {
-                let beaten = if max { back < x } else { back > x };
+        if v.is_nan() {
+            nans += 1;
+        } else {
+            while let Some(&j) = deque.back() {
+                let beaten = if MAX { x[j] < v } else { x[j] > v };
                 if !beaten {
                     break;
                 }
-                self.deque.pop_back();
+                deque.pop_back();
             }
-            self.deque.push_back((i, x));
+            deque.push_back(i);
         }
-        while let Some(&(j, _)) = self.deque.front() {
-            if j + self.w.d <= i {
-                self.deque.pop_front();
+        while let Some(&j) = deque.front() {
+            if j + d <= i {
+                deque.pop_front();
             } else {
                 break;
             }
         }
-        if self.w.ready() {
-            self.deque.front().copied()
-        } else {
-            None
-        }
+        *o = match deque.front() {
+            Some(&j) if i + 1 >= d && nans == 0 => {
+                if POS {
+                    (j + d - i) as f64
+                } else {
+                    x[j]
+                }
+            }
+            _ => f64::NAN,
+        };
     }
 }
 
@@ -725,15 +764,12 @@ fn extreme(x: &Panel, d: usize, max: bool, position: bool) -> Panel {
             (true, true) => window_rows([x], d, |[w], o| direct_extreme::<true, true>(w, o)),
         };
     }
-    rolling(x, || {
-        let mut e = Extreme::new(d, max);
-        move |v: f64| match e.push(v) {
-            // 1 = the oldest day of the window.
-            Some((j, _)) if position => (j + d - (e.step - 1)) as f64,
-            Some((_, value)) => value,
-            None => f64::NAN,
-        }
-    })
+    match (max, position) {
+        (false, false) => by_column([x], |[c], o| extreme_column::<false, false>(c, d, o)),
+        (false, true) => by_column([x], |[c], o| extreme_column::<false, true>(c, d, o)),
+        (true, false) => by_column([x], |[c], o| extreme_column::<true, false>(c, d, o)),
+        (true, true) => by_column([x], |[c], o| extreme_column::<true, true>(c, d, o)),
+    }
 }
 
 /// `x.rolling(d).min()`.
@@ -1058,6 +1094,170 @@ mod tests {
         Sum {
             w: Window::new(window_len(d)),
             sum: KSum::default(),
+        }
+    }
+
+    // The per-column state machine `ts_std`, `covariance` and `correlation` used before
+    // `running_moments_block`: the oracle that the block kernel gives the same bits.
+
+    /// Running mean and co-moments of a pair of columns (Welford updates, re-anchored).
+    ///
+    /// Values are shifted by a recent value of their column (`kx`, `ky`, reset at each exact
+    /// recompute), so that at a price level of 1e6 the running mean is not carrying absolute
+    /// errors of 1e-10 into co-moments of 1e-4.
+    struct Moments {
+        x: Window,
+        y: Window,
+        kx: f64,
+        ky: f64,
+        /// Means of the shifted values.
+        mx: f64,
+        my: f64,
+        /// Σ (x - mx)(y - my) over the window.
+        c: f64,
+        /// Σ (x - mx)², Σ (y - my)² over the window.
+        m2x: f64,
+        m2y: f64,
+    }
+
+    impl Moments {
+        fn new(d: usize) -> Self {
+            Moments {
+                x: Window::new(window_len(d)),
+                y: Window::new(d),
+                kx: 0.0,
+                ky: 0.0,
+                mx: 0.0,
+                my: 0.0,
+                c: 0.0,
+                m2x: 0.0,
+                m2y: 0.0,
+            }
+        }
+
+        fn exact(&mut self) {
+            self.kx = *self.x.values.back().expect("a ready window");
+            self.ky = *self.y.values.back().expect("a ready window");
+            let (kx, ky) = (self.kx, self.ky);
+            let n = self.x.values.len() as f64;
+            self.mx = KSum::of(self.x.values.iter().map(|v| v - kx)).value() / n;
+            self.my = KSum::of(self.y.values.iter().map(|v| v - ky)).value() / n;
+            let (mut c, mut m2x, mut m2y) = (KSum::default(), KSum::default(), KSum::default());
+            for (&a, &b) in self.x.values.iter().zip(&self.y.values) {
+                let (dx, dy) = (a - kx - self.mx, b - ky - self.my);
+                c.add(dx * dy);
+                m2x.add(dx * dx);
+                m2y.add(dy * dy);
+            }
+            (self.c, self.m2x, self.m2y) = (c.value(), m2x.value(), m2y.value());
+        }
+
+        /// The two-pass moments, in the order numpy computes them (small windows).
+        fn exact_plain(&mut self) {
+            let n = self.x.d as f64;
+            (self.kx, self.ky) = (0.0, 0.0);
+            self.mx = plain_sum(self.x.values.iter().copied()) / n;
+            self.my = plain_sum(self.y.values.iter().copied()) / n;
+            let (mut c, mut m2x, mut m2y) = (0.0, 0.0, 0.0);
+            for (&a, &b) in self.x.values.iter().zip(&self.y.values) {
+                let (dx, dy) = (a - self.mx, b - self.my);
+                c += dx * dy;
+                m2x += dx * dx;
+                m2y += dy * dy;
+            }
+            (self.c, self.m2x, self.m2y) = (c, m2x, m2y);
+        }
+
+        /// Feeds a pair; returns whether both windows are full and free of NaN.
+        fn push(&mut self, a: f64, b: f64) -> bool {
+            let old_a = self.x.push(a);
+            let old_b = self.y.push(b);
+            let ready = self.x.check_ready() & self.y.check_ready();
+            if !ready {
+                return false;
+            }
+            if self.x.d <= SMALL_WINDOW {
+                self.exact_plain();
+                return true;
+            }
+            if self.x.take_exact() | self.y.take_exact() {
+                self.exact();
+                return true;
+            }
+            let (oa, ob) = (
+                old_a.expect("sliding") - self.kx,
+                old_b.expect("sliding") - self.ky,
+            );
+            let (a, b) = (a - self.kx, b - self.ky);
+            // Remove the oldest pair (n: d -> d-1), then add the new one (d-1 -> d).
+            let n = self.x.d as f64;
+            let (mx1, my1) = (
+                self.mx - (oa - self.mx) / (n - 1.0),
+                self.my - (ob - self.my) / (n - 1.0),
+            );
+            self.c -= (oa - mx1) * (ob - self.my);
+            self.m2x -= (oa - mx1) * (oa - self.mx);
+            self.m2y -= (ob - my1) * (ob - self.my);
+            let (dx, dy) = (a - mx1, b - my1);
+            self.mx = mx1 + dx / n;
+            self.my = my1 + dy / n;
+            self.c += dx * (b - self.my);
+            self.m2x += dx * (a - self.mx);
+            self.m2y += dy * (b - self.my);
+            true
+        }
+    }
+
+    struct Cov {
+        m: Moments,
+        correlation: bool,
+    }
+
+    impl crate::layout::Rolling2 for Cov {
+        fn push(&mut self, a: f64, b: f64) -> f64 {
+            let d = self.m.x.d;
+            if !self.m.push(a, b) || d < 2 {
+                return f64::NAN;
+            }
+            let flat = self.m.x.flat() || self.m.y.flat();
+            match (self.correlation, flat) {
+                (false, true) => 0.0,
+                (false, false) => self.m.c / (d as f64 - 1.0),
+                (true, true) => f64::NAN,
+                (true, false) => self.m.c / (self.m.m2x.max(0.0) * self.m.m2y.max(0.0)).sqrt(),
+            }
+        }
+    }
+
+    #[test]
+    fn running_moments_give_the_bits_of_the_window_state_machine() {
+        let (x, y) = (panel(6), panel(7));
+        for d in [SMALL_WINDOW + 1, 20, 45, 89, 120] {
+            for correlation_ in [false, true] {
+                let want = crate::layout::rolling2(&x, &y, || Cov {
+                    m: Moments::new(d),
+                    correlation: correlation_,
+                });
+                let got = if correlation_ {
+                    correlation(&x, &y, d)
+                } else {
+                    covariance(&x, &y, d)
+                };
+                check("covariance/correlation", &got, |t, j| want[[t, j]]);
+            }
+            let want = rolling(&x, || {
+                let mut m = Moments::new(d);
+                move |v: f64| {
+                    if !m.push(v, v) {
+                        f64::NAN
+                    } else if m.x.flat() {
+                        0.0
+                    } else {
+                        (m.m2x.max(0.0) / (d as f64 - 1.0)).sqrt()
+                    }
+                }
+            });
+            check("ts_std", &ts_std(&x, d), |t, j| want[[t, j]]);
         }
     }
 
