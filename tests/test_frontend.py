@@ -113,3 +113,23 @@ def test_private_nodes_in_both_forms_and_tuple_assignment():
     fn = parse("def _mid(high, low):\n    return (high + low) / 2\n\ndef f(_mid, close):\n    return close - _mid\n").dags[0]
     assert [(n.name, n.private) for n in fn.nodes] == [("f", False), ("_mid", True)]
     assert [i.name for i in fn.inputs] == ["close", "high", "low"]
+
+
+def test_input_dims_in_both_forms_and_the_inferred_dims_of_nodes():
+    from sray_transpiler.analyses.shapes import infer_dims
+
+    cls = parse(
+        "@dag\nclass M:\n    r: Input\n    w: Input['N', 'K']\n    v: serverless_ray.Input[N, K]\n"
+        "    def e(self): return self.r @ (self.w + self.v)\n    def s(self): return rank(self.e) * 2\n"
+    ).dag()
+    assert [i.dims for i in cls.inputs] == [("T", "N"), ("N", "K"), ("N", "K")]
+    assert infer_dims(cls) == ({"r": ("T", "N"), "w": ("N", "K"), "v": ("N", "K"), "e": ("T", "K"), "s": ("T", "K")}, [])
+    fn = parse("def e(r, w: Input['N', 'K']): return r @ w\ndef f(e, w): return e\n").dag()
+    assert {i.name: i.dims for i in fn.inputs} == {"r": ("T", "N"), "w": ("N", "K")}
+
+
+def test_an_input_annotated_two_ways_in_the_function_form_is_an_error():
+    result = parse_source("def e(r, w: Input['N', 'K']): return r @ w\ndef f(r, w: Input['K', 'N']): return r\n", "t.py")
+    assert [d.message for d in result.diagnostics] == ["input `w` has dims (K, N) here, (N, K) elsewhere"]
+    result = parse_source("def e(r: int): return r\n", "t.py")
+    assert "parameter `r` is annotated, but not with `Input`" in result.diagnostics[0].message
