@@ -228,8 +228,9 @@ impl Engine {
 
     /// Checks that the inputs `batch` sets and those it keeps agree on the size of every
     /// named dim of [`GraphSpec::input_dims`]; a conflict is blamed on an input of `batch`
-    /// (the later declared one when two inputs of `batch` disagree).
-    fn check_dims(&self, batch: &[(usize, InputValue)]) -> Result<()> {
+    /// (the later declared one when two inputs of `batch` disagree). `set_inputs` runs it
+    /// first; a caller may run it to ask whether a batch fits the inputs this engine keeps.
+    pub fn check_dims(&self, batch: &[(usize, InputValue)]) -> Result<()> {
         let kept = (0..self.inputs.len())
             .filter(|i| !batch.iter().any(|(j, _)| j == i))
             .filter_map(|i| {

@@ -51,15 +51,23 @@ pub fn rolling2<R: Rolling2>(x: &Panel, y: &Panel, make: impl Fn() -> R + Sync) 
     rolling_n([x, y], make, |state: &mut R, [a, b]| state.push(a, b))
 }
 
+/// The (t, n) shape the kernel's array arguments share (they always do: the compiler
+/// checks operand dims), asserted.
+fn same_shape<const K: usize>(args: &[&Panel; K]) -> (usize, usize) {
+    let dim = args[0].dim();
+    assert!(
+        args.iter().all(|a| a.dim() == dim),
+        "panels of different shapes"
+    );
+    dim
+}
+
 fn rolling_n<const K: usize, R: Send>(
     args: [&Panel; K],
     make: impl Fn() -> R + Sync,
     step: impl Fn(&mut R, [f64; K]) -> f64 + Sync,
 ) -> Panel {
-    assert!(
-        args.iter().all(|a| a.dim() == args[0].dim()),
-        "panels of different shapes"
-    );
+    same_shape(&args);
     let mut out = alloc_like(args[0]);
     let (t, n) = out.dim();
     if t == 0 || n == 0 {
@@ -112,11 +120,7 @@ pub fn window_rows<const K: usize>(
     f: impl Fn([&[f64]; K], &mut [f64]) + Sync,
 ) -> Panel {
     assert!(d >= 1, "windows are at least 1");
-    assert!(
-        args.iter().all(|a| a.dim() == args[0].dim()),
-        "panels of different shapes"
-    );
-    let (t, n) = args[0].dim();
+    let (t, n) = same_shape(&args);
     let owned: [_; K] = std::array::from_fn(|k| args[k].as_standard_layout());
     let slices: [&[f64]; K] =
         std::array::from_fn(|k| owned[k].as_slice().expect("standard layout is contiguous"));
@@ -205,11 +209,7 @@ pub fn by_column_block<const K: usize>(
     args: [&Panel; K],
     f: impl Fn([&[f64]; K], usize, &mut [f64]) + Sync,
 ) -> Panel {
-    assert!(
-        args.iter().all(|a| a.dim() == args[0].dim()),
-        "panels of different shapes"
-    );
-    let (t, n) = args[0].dim();
+    let (t, n) = same_shape(&args);
     let owned: [_; K] = std::array::from_fn(|k| args[k].as_standard_layout());
     let slices: [&[f64]; K] =
         std::array::from_fn(|k| owned[k].as_slice().expect("standard layout is contiguous"));

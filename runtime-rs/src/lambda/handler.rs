@@ -28,17 +28,10 @@ struct Computed {
     stats: Value,
 }
 
-struct Warm {
-    engine: Engine,
-    /// The size of each named dim of the inputs it holds; a request giving a dim
-    /// another size starts afresh.
-    dims: Vec<(&'static str, usize)>,
-}
-
 /// The state of the serving process.
 pub struct Handler {
     dags: &'static [&'static GraphSpec],
-    warm: Vec<Mutex<Option<Warm>>>,
+    warm: Vec<Mutex<Option<Engine>>>,
     s3: S3,
     default_output_uri: Option<String>,
 }
@@ -175,40 +168,25 @@ impl Handler {
             *g = None;
             g
         });
-        // The size of each named dim in this request. A warm engine holding other sizes
-        // starts afresh: inputs it kept from earlier requests would disagree with these.
-        // (Inputs of one request that disagree are the engine's ShapeMismatch.)
-        let mut dims: Vec<(&'static str, usize)> = Vec::new();
-        for (i, v) in &batch {
-            let (rows, cols) = v.panel.dim();
-            for (name, size) in spec.input_dims[*i].into_iter().zip([rows, cols]) {
-                if !dims.iter().any(|(n, _)| *n == name) {
-                    dims.push((name, size));
-                }
+        // A warm engine whose kept inputs give a dim another size than this request
+        // starts afresh. A request that disagrees with itself fails on a fresh engine
+        // too; it keeps the warm one, and set_inputs reports the ShapeMismatch.
+        let fresh = || Engine::new(spec);
+        let engine = match guard.take() {
+            Some(warm)
+                if warm.check_dims(&batch).is_ok() || fresh().check_dims(&batch).is_err() =>
+            {
+                warm
             }
-        }
-        let agrees = |w: &Warm| {
-            dims.iter()
-                .all(|(n, size)| w.dims.iter().all(|(m, s)| m != n || s == size))
+            _ => fresh(),
         };
-        let warm = match guard.take() {
-            Some(mut w) if agrees(&w) => {
-                w.dims.retain(|(m, _)| !dims.iter().any(|(n, _)| n == m));
-                w.dims.extend(dims);
-                w
-            }
-            _ => Warm {
-                engine: Engine::new(spec),
-                dims,
-            },
-        };
-        let warm = guard.insert(warm);
-        let before: Vec<NodeStats> = warm.engine.stats().to_vec();
-        warm.engine.set_inputs(batch)?;
-        let values = warm.engine.compute(targets)?;
-        let shapes = values.iter().map(|v| warm.engine.output_shape(v)).collect();
+        let engine = guard.insert(engine);
+        let before: Vec<NodeStats> = engine.stats().to_vec();
+        engine.set_inputs(batch)?;
+        let values = engine.compute(targets)?;
+        let shapes = values.iter().map(|v| engine.output_shape(v)).collect();
         let mut stats = Map::new();
-        for ((node, now), was) in spec.nodes.iter().zip(warm.engine.stats()).zip(&before) {
+        for ((node, now), was) in spec.nodes.iter().zip(engine.stats()).zip(&before) {
             stats.insert(
                 node.name.to_string(),
                 json!({
