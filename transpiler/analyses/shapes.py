@@ -49,7 +49,7 @@ def infer_dims(dag: ir.Dag) -> tuple[dict[str, Dims], list[Diagnostic]]:
                 continue
             result = dims[reads[0].name]
         dims[name] = result
-    return {name: d for name, d in dims.items()}, out
+    return dims, out
 
 
 def _expr(e: ir.Expr, dims: dict[str, Dims], env: dict, node: ir.Node, out: list[Diagnostic]) -> Dims | None:
