@@ -2,7 +2,7 @@
 
 Each `Op` says how DAG code may spell it (an operator symbol, a bare or `ops.`-qualified
 name, numpy spellings), its parameters, its kind, its Python reference (a function of
-`serverless_ray.ops`, the oracle) and its Rust kernel. The frontend, validation, the
+`serverless_ray.ops`, the oracle, looked up there by name) and its Rust kernel. The frontend, validation, the
 reference evaluator, code generation and the docs all read this table.
 
 For elementwise ops the Rust side is a scalar expression template over the arguments
@@ -14,9 +14,8 @@ shared/OPS.md.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Literal
 
 Kind = Literal["elementwise", "timeseries", "crosssection", "linalg"]
 
@@ -51,10 +50,6 @@ class Op:
     def panel_params(self) -> tuple[str, ...]:
         """The parameters that take arrays (the others take literals)."""
         return tuple(p for p in self.params if p not in self.windows and p not in self.literals)
-
-    @property
-    def reference(self) -> Callable:
-        return getattr(importlib.import_module("serverless_ray.ops"), self.python)
 
 
 def _binop(name, symbol, rust, prec, numpy, doc, python=None):

@@ -1,8 +1,12 @@
-"""The Python reference of every op of shared/OPS.md, on numpy arrays.
+"""The Python reference of every op of docs/ops.md, on numpy arrays.
 
 These functions are the oracle the compiled kernels are tested against, and what the
-reference engine runs. They are plain numpy and usable on their own. Values are float64;
+reference engine runs (it finds an op's function here by the name the op table gives,
+`Op.python`). They are plain numpy and usable on their own. Values are float64;
 comparisons and logical ops return 1.0 / 0.0; truthiness is "nonzero and not NaN".
+
+The elementwise ops are defined beside the op table, in `sray_transpiler.elementwise`
+(the compiler folds constants with them), and re-exported here.
 """
 
 from __future__ import annotations
@@ -12,116 +16,10 @@ import functools
 import warnings
 
 import numpy as np
-
-
-def _f(x):
-    return np.asarray(x, dtype=np.float64)
-
-
-def truthy(x):
-    x = _f(x)
-    return (x != 0) & ~np.isnan(x)
-
-
-def _flag(b):
-    return np.asarray(b, dtype=np.float64)
-
-
-def add(a, b):
-    return np.add(_f(a), _f(b))
-
-
-def sub(a, b):
-    return np.subtract(_f(a), _f(b))
-
-
-def mul(a, b):
-    return np.multiply(_f(a), _f(b))
-
-
-def div(a, b):
-    return np.divide(_f(a), _f(b))
-
-
-def pow(a, b):  # noqa: A001 - the op's name
-    return np.power(_f(a), _f(b))
-
-
-def neg(a):
-    return np.negative(_f(a))
-
-
-def lt(a, b):
-    return _flag(_f(a) < _f(b))
-
-
-def le(a, b):
-    return _flag(_f(a) <= _f(b))
-
-
-def gt(a, b):
-    return _flag(_f(a) > _f(b))
-
-
-def ge(a, b):
-    return _flag(_f(a) >= _f(b))
-
-
-def eq(a, b):
-    return _flag(_f(a) == _f(b))
-
-
-def ne(a, b):
-    return _flag(_f(a) != _f(b))
-
-
-def and_(a, b):
-    return _flag(truthy(a) & truthy(b))
-
-
-def or_(a, b):
-    return _flag(truthy(a) | truthy(b))
-
-
-def not_(a):
-    return _flag(~truthy(a))
-
-
-def where(cond, a, b):
-    return np.where(truthy(cond), _f(a), _f(b))
-
-
-def abs(x):  # noqa: A001 - the op's name
-    return np.abs(_f(x))
-
-
-def log(x):
-    return np.log(_f(x))
-
-
-def exp(x):
-    return np.exp(_f(x))
-
-
-def sqrt(x):
-    return np.sqrt(_f(x))
-
-
-def sign(x):
-    return np.sign(_f(x))
-
-
-def minimum(a, b):
-    return np.minimum(_f(a), _f(b))
-
-
-def maximum(a, b):
-    return np.maximum(_f(a), _f(b))
-
-
-def signedpower(x, a):
-    x = _f(x)
-    return np.sign(x) * np.abs(x) ** _f(a)
+from sray_transpiler.elementwise import (  # noqa: F401 - re-exported
+    _f, abs, add, and_, div, eq, exp, ge, gt, le, log, lt, maximum, minimum, mul, ne, neg, not_, or_, pow, sign,
+    signedpower, sqrt, sub, truthy, where,
+)
 
 
 # -- time series (each column on its own, along time) ------------------------------------
@@ -341,7 +239,8 @@ def _frame_aware(fn):
 
 __all__ = [
     name for name, value in list(globals().items())
-    if callable(value) and not name.startswith("_") and getattr(value, "__module__", None) == __name__
+    if callable(value) and not name.startswith("_")
+    and getattr(value, "__module__", None) in (__name__, "sray_transpiler.elementwise")
 ]
 for _name in __all__:
     globals()[_name] = _frame_aware(globals()[_name])

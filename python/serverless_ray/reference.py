@@ -209,6 +209,8 @@ def evaluate_node(node, values: dict[str, np.ndarray], shape) -> np.ndarray:
     from sray_transpiler import ir
     from sray_transpiler.optable import OPS
 
+    from . import ops
+
     def ev(e, env):
         match e:
             case ir.Const(value=v):
@@ -219,7 +221,8 @@ def evaluate_node(node, values: dict[str, np.ndarray], shape) -> np.ndarray:
                 return env[n]
             case ir.Call(op=name, args=args):
                 op = OPS[name]
-                return op.reference(*(int(a.value) if p in op.windows else ev(a, env) for p, a in zip(op.params, args)))
+                fn = getattr(ops, op.python)
+                return fn(*(int(a.value) if p in op.windows else ev(a, env) for p, a in zip(op.params, args)))
         raise TypeError(f"not an IR expression: {e!r}")
 
     env: dict[str, np.ndarray] = {}

@@ -1,5 +1,5 @@
 """Evaluates elementwise calls whose arguments are all constants, with the op's own
-float64 meaning (its Python reference).
+float64 meaning (`sray_transpiler.elementwise`, which the Python reference re-exports).
 
     x * (1 / 4) + 2 ** 3   ->   x * 0.25 + 8.0
 """
@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from .. import ir
+from .. import elementwise, ir
 from ..optable import OPS
 from ._rewrite import rewrite_module
 
@@ -18,7 +18,7 @@ from ._rewrite import rewrite_module
 def _fold(e: ir.Expr) -> ir.Expr:
     if isinstance(e, ir.Call) and OPS[e.op].elementwise and all(isinstance(a, ir.Const) for a in e.args):
         with np.errstate(all="ignore"):
-            value = float(OPS[e.op].reference(*(a.value for a in e.args)))
+            value = float(getattr(elementwise, OPS[e.op].python)(*(a.value for a in e.args)))
         return ir.Const(value, e.span)
     return e
 
