@@ -91,3 +91,45 @@ def test_optimized_module_equals_the_unoptimized_reference(compiled):
 def test_alpha_example_plan_has_one_fused_loop_per_node():
     text = explain(run_pipeline(parse_checked(ROOT / "examples" / "alpha.py")))
     assert text.count("<- fused map") == 6 and "1 kernel," in text
+
+
+def test_a_pipeline_that_never_converges_raises_naming_the_passes_still_changing():
+    import dataclasses
+
+    import pytest
+
+    from sray_transpiler.passes import MAX_ROUNDS, PipelineDidNotConverge
+
+    calls = {"flip": 0, "idle": 0}
+
+    def flip_file(module):  # always rewrites: a pass that never reaches a fixed point
+        calls["flip"] += 1
+        return dataclasses.replace(module, file=module.file + "'")
+
+    def idle(module):
+        calls["idle"] += 1
+        return module
+
+    with pytest.raises(PipelineDidNotConverge) as info:
+        run_pipeline(parse_checked(OPT), passes=[idle, flip_file])
+    assert f"in {MAX_ROUNDS} rounds" in str(info.value) and "flip_file" in str(info.value)
+    assert info.value.changing == ["flip_file"]  # `idle` changed nothing and is not blamed
+    assert calls == {"flip": MAX_ROUNDS, "idle": MAX_ROUNDS}
+
+
+def test_passes_oscillating_between_two_modules_are_all_named():
+    import dataclasses
+
+    import pytest
+
+    from sray_transpiler.passes import PipelineDidNotConverge
+
+    def toggle_mark(module):  # a round never ends where it started: period two
+        file = module.file
+        return dataclasses.replace(module, file=file[:-1] if file.endswith("#") else file + "#")
+
+    def rename_dags(module):
+        return dataclasses.replace(module, dags=tuple(dataclasses.replace(d, name=d.name + "_") for d in module.dags))
+
+    with pytest.raises(PipelineDidNotConverge, match="toggle_mark, rename_dags"):
+        run_pipeline(parse_checked(OPT), passes=[toggle_mark, rename_dags])
