@@ -78,7 +78,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     z = args.zip
     if z is None:
-        from sray_transpiler.toolchain.lambda_zip import build_lambda_zip
+        from sray_transpiler.targets.lambda_ import build_lambda_zip
 
         z = build_lambda_zip(ROOT / "examples" / "alpha.py", ROOT / "dist", echo=lambda line: print(line, flush=True))
     with tempfile.TemporaryDirectory() as tmp:

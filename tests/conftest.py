@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from hypothesis import settings
 
-from sray_transpiler.toolchain.build import build_and_import
+from sray_transpiler.targets.python import build_and_import
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -39,7 +39,7 @@ def compiled(tmp_path_factory):
 def lambda_build(tmp_path_factory):
     """(zip, build output lines): examples/alpha.py's real Lambda artifact, built once per
     session for the Lambda and deploy tests."""
-    from sray_transpiler.toolchain.lambda_zip import build_lambda_zip
+    from sray_transpiler.targets.lambda_ import build_lambda_zip
 
     work = tmp_path_factory.mktemp("lambda")
     lines: list[str] = []

@@ -17,8 +17,7 @@ from conftest import FIXTURES, ROOT
 from sray_transpiler import ir, load
 from sray_transpiler.backend.expr import rust_expr, rust_float
 from sray_transpiler.backend.names import RUST_KEYWORDS, IdentAllocator, rust_str, sanitize
-from sray_transpiler.backend.rust import render_crate
-from sray_transpiler.toolchain.crate import rustfmt
+from sray_transpiler.targets import render
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 
@@ -98,7 +97,8 @@ def test_parentheses_only_where_needed():
 
 
 def _crate(path: Path) -> dict[str, str]:
-    return rustfmt(render_crate(load(path), path.stem + "_rs"))
+    """Every file of the crate, with every build target's part."""
+    return render(load(path), path.stem + "_rs")
 
 
 def test_generation_is_deterministic_across_processes():

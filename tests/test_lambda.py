@@ -30,7 +30,7 @@ from sray_transpiler.resources import schema_path
 from sray_transpiler.toolchain import emulator
 from sray_transpiler.toolchain.crate import ToolchainError
 from sray_transpiler.toolchain.elf import check_lambda_binary, lambda_problems, read_elf
-from sray_transpiler.toolchain.lambda_zip import build_lambda_zip
+from sray_transpiler.targets.lambda_ import build_lambda_zip
 
 ALPHA = ROOT / "examples" / "alpha.py"
 INPUTS = ("open", "close", "high", "low")

@@ -12,7 +12,7 @@ import numpy as np
 from conftest import FIXTURES, ROOT, assert_agree, panel
 from serverless_ray import load
 from sray_transpiler import ir, parse_checked
-from sray_transpiler.cli.explain import explain
+from sray_transpiler.explain import explain
 from sray_transpiler.passes import PIPELINE, run_pipeline
 from sray_transpiler.passes.eliminate_common_subexpressions import eliminate_common_subexpressions
 from sray_transpiler.passes.fold_constants import fold_constants

@@ -1,5 +1,5 @@
-"""The one config object of `sray-gen`, filled from `[tool.sray]` in the nearest
-pyproject.toml and then from command-line flags (flags win)."""
+"""The one config object of a build, filled from `[tool.sray]` in the nearest
+pyproject.toml and then from explicit values (the command line's flags; they win)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from ..backend.names import RUST_KEYWORDS
+from .backend.names import RUST_KEYWORDS
 
 
 @dataclass
@@ -21,7 +21,7 @@ class Config:
     install: bool = True
     release: bool = True
     verbose: bool = False
-    target: str = "python"  # build: python (wheel), lambda (zip) or all
+    target: str = "python"  # build: a name of targets.REGISTRY, or all
     # invoke
     event: str | None = None  # a request JSON file, or - for stdin
     local: bool = False
@@ -46,12 +46,14 @@ def pyproject_settings(start: Path) -> dict:
     return {}
 
 
-def make_config(args) -> Config:
+def make_config(flags) -> Config:
+    """`[tool.sray]` of the nearest pyproject.toml, overridden by `flags` (an object whose
+    attributes named like Config's fields are set, e.g. parsed arguments; None = unset)."""
     settings = pyproject_settings(Path.cwd())
     known = {f.name for f in fields(Config)}
     values = {k.replace("-", "_"): v for k, v in settings.items() if k.replace("-", "_") in known}
     for f in fields(Config):
-        flag = getattr(args, f.name, None)
+        flag = getattr(flags, f.name, None)
         if flag is not None:
             values[f.name] = flag
     for key in ("file", "out", "dist", "target_dir"):

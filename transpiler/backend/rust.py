@@ -1,10 +1,12 @@
 """IR -> the files of a Rust crate, rendered from the jinja2 templates of templates/rust/.
 
-The crate holds, per DAG: the static GraphSpec (inputs, nodes in topological order, the
-schedule levels), one fused elementwise kernel per node, a plain-Rust struct with a
-method per node and the seed's `cal(name)` dispatcher, and (feature `python`) a PyO3
-class over it; and for the whole file, the AWS Lambda `bootstrap` binary (feature
-`lambda`) serving every DAG. Output is deterministic: the same IR gives byte-identical files.
+The crate's core holds, per DAG: the static GraphSpec (inputs, nodes in topological
+order, the schedule levels), one fused elementwise kernel per node, a plain-Rust struct
+with a method per node and the seed's `cal(name)` dispatcher, and (feature `python`) a
+PyO3 class over it. Each build target adds its own part (`CratePart`: files rendered from
+its templates, Cargo features, binaries), e.g. the AWS Lambda `bootstrap` binary serving
+every DAG; the parts come from the caller (sray_transpiler.targets), so adding a target
+changes nothing here. Output is deterministic: the same IR gives byte-identical files.
 """
 
 from __future__ import annotations
@@ -23,6 +25,25 @@ from .names import IdentAllocator, camel, rust_str
 
 # Versions of the crates generated code is written against, kept in step with runtime-rs.
 PYO3_VERSION = "0.30"
+
+
+@dataclass(frozen=True)
+class CrateBin:
+    """A `[[bin]]` of the generated crate, built only with its feature."""
+
+    name: str
+    template: str  # in templates/rust/, rendered to src/bin/<name>.rs
+    feature: str
+    comment: str
+
+
+@dataclass(frozen=True)
+class CratePart:
+    """What one build target adds to every generated crate."""
+
+    files: tuple[tuple[str, str], ...] = ()  # (path in the crate, template); `{crate}` in a path is the crate name
+    features: tuple[tuple[str, tuple[str, ...], str], ...] = ()  # (Cargo feature, what it enables, comment)
+    bins: tuple[CrateBin, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -110,8 +131,9 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-def render_crate(module: ir.Module, crate_name: str) -> dict[str, str]:
-    """The crate's files: relative path -> text (before rustfmt)."""
+def render_crate(module: ir.Module, crate_name: str, parts: tuple[CratePart, ...] = ()) -> dict[str, str]:
+    """The crate's files: relative path -> text (before rustfmt). `parts`: what each build
+    target adds (see sray_transpiler.targets)."""
     module_names = IdentAllocator(reserved=("lib", "python", "sray_runtime", "pyo3", "std", "core", "alloc", "crate", "s"))
     type_names = IdentAllocator(sep="")
     dags = [dag_context(d, module_names, type_names) for d in module.dags]
@@ -124,14 +146,18 @@ def render_crate(module: ir.Module, crate_name: str) -> dict[str, str]:
         "pyo3_version": PYO3_VERSION,
         # Optional parts of the runtime this crate needs: faer only when a DAG uses `@`.
         "runtime_features": ["linalg"] if any("la" in d.uses for d in dags) else [],
+        "features": [f for part in parts for f in part.features],
+        "bins": [b for part in parts for b in part.bins],
     }
     files = {
         "Cargo.toml": env.get_template("Cargo.toml.j2").render(ctx),
-        "pyproject.toml": env.get_template("pyproject.toml.j2").render(ctx),
         "src/lib.rs": env.get_template("lib.rs.j2").render(ctx),
-        "src/bin/bootstrap.rs": env.get_template("bootstrap.rs.j2").render(ctx),
-        f"{crate_name}.pyi": env.get_template("module.pyi.j2").render(ctx),
     }
+    for part in parts:
+        for path, template in part.files:
+            files[path.format(crate=crate_name)] = env.get_template(template).render(ctx)
+        for b in part.bins:
+            files[f"src/bin/{b.name}.rs"] = env.get_template(b.template).render(ctx)
     for d in dags:
         files[f"src/{d.module}.rs"] = env.get_template("dag.rs.j2").render({**ctx, "dag": d})
     return files

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..deploy.errors import DeployError
 from ..deploy.settings import DIRECT_UPLOAD_LIMIT, parse_pairs, resolve
-from .config import pyproject_settings
+from ..config import pyproject_settings
 
 DESCRIPTION = """\
 Create or update an AWS Lambda function from a DAG file's Lambda artifact, publish a
@@ -139,11 +139,8 @@ def artifact_from(args, settings, echo):
     file = Path(args.file)
     if not file.is_file():
         raise DeployError(f"{file} does not exist: pass the path of a DAG file")
-    try:
-        from ..toolchain.lambda_zip import build_lambda_zip
-    except ImportError:
-        raise DeployError("this sray-gen cannot build Lambda artifacts (sray_transpiler.toolchain.lambda_zip is "
-                          "missing); build the zip elsewhere and pass --zip PATH") from None
+    from ..targets.lambda_ import build_lambda_zip
+
     project = pyproject_settings(Path.cwd())
     dist = Path(args.dist or project.get("dist", "dist"))
     name = args.name or project.get("name")

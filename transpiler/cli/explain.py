@@ -1,74 +1,9 @@
-"""`sray-gen explain FILE`: the optimized plan, as the generated crate will run it.
-
-For each DAG: the schedule levels, and for each node the passes over memory its kernel
-makes (fused elementwise maps with the ops inside them, window and row kernels), what
-each reads and writes, and the bytes moved per cell (8 per array read or written), per
-dims: a DAG of (T x N) panels moves "B bytes per (T, N) cell"; one with `@` also moves
-bytes per cell of its other dims, e.g. (T, K).
-"""
+"""`sray-gen explain FILE`: prints the optimized plan (sray_transpiler.explain)."""
 
 from __future__ import annotations
 
-from .. import ir
-from ..analyses.graph import levels, topological_order
-from ..analyses.shapes import infer_dims
-from ..backend.lower import plan_kernel
 from ..driver import load
-
-
-def explain(module: ir.Module) -> str:
-    out = []
-    for dag in module.dags:
-        private = [n.name for n in dag.nodes if n.private]
-        lv = levels(dag)
-        out.append(
-            f"DAG {dag.name}: {len(dag.inputs)} inputs, {len(dag.public_nodes)} nodes"
-            + (f" + {len(private)} private ({', '.join(private)})" if private else "")
-            + f", {len(lv)} levels"
-        )
-        dims, _ = infer_dims(dag)
-        total: dict[tuple[str, str], int] = {}
-        order = {n: k for k, n in enumerate(topological_order(dag))}
-        for k, level in enumerate(lv):
-            out.append(f"  level {k} (runs in parallel): {', '.join(level)}")
-            for name in sorted(level, key=order.__getitem__):
-                steps = plan_kernel(dag.node(name)).steps
-                moved = _bytes_moved(steps, dims, dims[name])
-                for d, b in moved.items():
-                    total[d] = total.get(d, 0) + b
-                out.append(f"    {name}{_dims_note(dims[name])}: {len(steps)} kernel{'s' if len(steps) != 1 else ''}, "
-                           f"{_per_cell(moved)}")
-                for s in steps:
-                    inside = f" [{', '.join(s.ops)}]" if s.ops else ""
-                    out.append(f"      {s.writes} <- {s.kind}{inside} reads {', '.join(s.reads) or '-'}")
-        out.append(f"  all nodes: {_per_cell(total)} moved")
-    return "\n".join(out)
-
-
-def _bytes_moved(steps, dims: dict, node_dims) -> dict:
-    """Bytes read and written by a node's steps, per dims of the arrays: 8 per cell."""
-    local = dict(dims)
-    moved: dict[tuple[str, str], int] = {}
-    for s in steps:
-        shapes = [local[r] for r in s.reads]
-        if s.kind == "matmul":
-            written = (shapes[0][0], shapes[1][1])
-        else:
-            written = shapes[0] if shapes else node_dims
-        local[s.writes] = written
-        for d in shapes + [written]:
-            moved[d] = moved.get(d, 0) + 8
-    return moved
-
-
-def _per_cell(moved: dict) -> str:
-    """{("T", "N"): 24} -> "24 bytes per (T, N) cell"; panels first."""
-    keys = sorted(moved, key=lambda d: (d != ir.PANEL_DIMS, d))
-    return " + ".join(f"{moved[d]} bytes per {ir.dims_str(d)} cell" for d in keys) or "0 bytes"
-
-
-def _dims_note(d) -> str:
-    return "" if d == ir.PANEL_DIMS else f" {ir.dims_str(d)}"
+from ..explain import explain
 
 
 def run(config) -> int:

@@ -44,7 +44,7 @@ def _print(result) -> int:
 def invoke_local(config, event: bytes, env: dict | None = None, say=print):
     """Builds the zip and runs one invocation under the emulator; returns the InvokeResult."""
     from ..toolchain import emulator
-    from ..toolchain.lambda_zip import build_lambda_zip
+    from ..targets.lambda_ import build_lambda_zip
 
     verbose = getattr(config, "verbose", False)
     say(f"[1/2] building the Lambda zip of {config.file}")

@@ -8,8 +8,9 @@ import sys
 from ..deploy.errors import DeployError
 from ..diagnostics import CompileError
 from ..toolchain.crate import ToolchainError
+from ..config import make_config
+from ..targets import registry as build_targets
 from . import build, check, deploy, destroy, explain, generate, invoke, ops
-from .config import make_config
 
 DESCRIPTION = """\
 Compile DAGs of array formulas written in Python into Rust.
@@ -46,16 +47,20 @@ def parser() -> argparse.ArgumentParser:
         prog="sray-gen", description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    sub.add_parser("ops", help="list the ops a DAG node may use")
+    if hasattr(ops, "add_parser"):
+        ops.add_parser(sub)
+    else:
+        sub.add_parser("ops", help="list the ops a DAG node may use")
 
     c = sub.add_parser("check", help="validate a DAG file and print its graph")
     c.add_argument("file", help="a Python file holding @dag classes or factor functions")
     x = sub.add_parser("explain", help="print the optimized plan: fused kernels, schedule, bytes moved")
     x.add_argument("file", help="a Python file holding @dag classes or factor functions")
 
+    targets = build_targets()
     for name, helptext in (("generate", "write the Rust crate of a DAG file"),
-                           ("build", "generate, compile with maturin and install the module "
-                                     "(--target lambda: the AWS Lambda zip)")):
+                           ("build", "generate the crate and build it: by default the Python module, compiled "
+                                     "with maturin and installed (--target: another artifact)")):
         g = sub.add_parser(name, help=helptext, description=helptext)
         g.add_argument("file", help="a Python file holding @dag classes or factor functions")
         g.add_argument("--name", help="Python module name (default: the file's stem + `_rs`)")
@@ -69,9 +74,9 @@ def parser() -> argparse.ArgumentParser:
                            help="build the wheel but do not install it")
             g.add_argument("--debug", dest="release", action="store_false", default=None,
                            help="unoptimized build (faster to compile, slow to run)")
-            g.add_argument("--target", choices=("python", "lambda", "all"), default=None,
-                           help="what to build: python (the wheel, installed; the default), lambda "
-                                "(dist/<name>-lambda.zip for AWS Lambda's provided.al2023, x86_64), or all")
+            g.add_argument("--target", choices=(*targets, "all"), default=None,
+                           help="what to build: " + "; ".join(f"{t.name}: {t.help}" for t in targets.values())
+                                + "; or all of them")
             g.add_argument("-v", "--verbose", action="store_true", default=None, help="show all compiler output")
     deploy.add_parser(sub)
     destroy.add_parser(sub)

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from ..cli.config import pyproject_settings
+from ..config import pyproject_settings
 from .errors import DeployError
 
 MB = 1024 * 1024

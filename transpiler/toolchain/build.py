@@ -62,22 +62,3 @@ def install_wheel(wheel: Path, echo=None) -> None:
     _run([sys.executable, "-m", "pip", "install", "--no-deps", "--force-reinstall", "--quiet", str(wheel)],
          "pip install", echo=echo)
 
-
-def build_and_import(path: Path, workdir: Path, name: str | None = None, echo=None):
-    """Generates and builds the module of a DAG file without installing it: the wheel is
-    unpacked into `workdir/site`, which goes on sys.path, and the module is imported.
-    For tests and benchmarks, which must not touch the environment."""
-    import importlib
-    import zipfile
-
-    from ..cli.config import Config
-    from ..cli.generate import generate
-
-    config = Config(file=Path(path), name=name, out=workdir / "crate", dist=workdir / "dist", install=False)
-    crate = generate(config, say=echo or (lambda *_: None))
-    wheel = build_wheel(crate, config.dist, echo=echo)
-    site = workdir / "site"
-    with zipfile.ZipFile(wheel) as z:
-        z.extractall(site)
-    sys.path.insert(0, str(site))
-    return importlib.import_module(config.module_name)

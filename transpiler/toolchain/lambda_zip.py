@@ -1,4 +1,4 @@
-"""Building the AWS Lambda artifact of a DAG file: `dist/<module>-lambda.zip`.
+"""Building the AWS Lambda artifact of a generated crate: `dist/<module>-lambda.zip`.
 
 The generated crate's `bootstrap` binary (feature `lambda`) is cross-linked with
 cargo-zigbuild against glibc 2.34 (Amazon Linux 2023's) for x86_64, checked with
@@ -102,21 +102,6 @@ def write_zip(binary: Path, dest: Path, libs: list[Path] = ()) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return dest
-
-
-def build_lambda_zip(file: Path, dist: Path, *, name: str | None = None, echo=None, out: Path | None = None,
-                     target: Path | None = None) -> Path:
-    """Generates the crate of `file`, builds and checks its `bootstrap`, and writes
-    `dist/<module>-lambda.zip` (module as `sray-gen build` names it); returns the zip.
-    `echo` receives progress lines; `out` is the crate directory (default build/<module>),
-    `target` the cargo target dir (default: the shared one)."""
-    from ..cli.config import Config
-    from ..cli.generate import generate
-
-    say = echo or (lambda *_: None)
-    config = Config(file=Path(file), name=name, out=out, dist=Path(dist), install=False)
-    crate = generate(config, say=say)
-    return build_lambda_zip_of_crate(crate, config.dist, config.module_name, target=target, echo=say)
 
 
 def build_lambda_zip_of_crate(crate: Path, dist: Path, module: str, *, target: Path | None = None, echo=None) -> Path:
