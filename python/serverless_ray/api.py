@@ -30,6 +30,7 @@ import warnings
 from concurrent.futures import Future, InvalidStateError
 
 from . import options as _options
+from .options import ResourceRequestWarning
 from .progress import _Quiet, progress_bar
 from .refs import ObjectRef, ready_ref, refs_in, resolve
 from .task_errors import GetTimeoutError, TaskCancelledError
@@ -39,10 +40,6 @@ BACKENDS = {
     "lambda": ("serverless_ray.backends.lambda_", "LambdaBackend"),
 }
 SESSION_OPTIONS = ("progress",)
-
-
-class ResourceRequestWarning(UserWarning):
-    """A task asks for something its backend cannot give; the message says what it gets instead."""
 
 
 # -- configuration and sessions -------------------------------------------------------------

@@ -22,6 +22,10 @@ import difflib
 from dataclasses import dataclass, field
 
 
+class ResourceRequestWarning(UserWarning):
+    """A task asks for something its backend cannot give; the message says what it gets instead."""
+
+
 @dataclass(frozen=True)
 class TaskOptions:
     num_cpus: float | None = None

@@ -2,54 +2,22 @@
 
 Every target is a module of this package holding `TARGET = Target(...)`: the part it adds
 to each generated crate (templates, Cargo features, binaries) and the function that
-builds its artifact from the generated crate. `REGISTRY` lists them in order; adding a
-target is a new module plus one line there. The CLI (`--target` choices, help, progress
-steps) and crate generation read everything from here.
+builds its artifact from the generated crate (see base.py). `registry()` lists them in
+order; adding a target is a new module plus one line there. The CLI (`--target` choices,
+help, progress steps) and crate generation read everything from here: every generated
+crate holds every target's part, so building another target later regenerates nothing.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
-from ..backend.rust import CratePart, render_crate
+from ..backend.rust import render_crate
 from ..config import Config, module_name_problem
 from ..driver import load
-from ..toolchain.build import target_dir
 from ..toolchain.crate import ToolchainError, rustfmt, write_crate
-
-
-@dataclass(frozen=True)
-class Target:
-    name: str
-    help: str  # one line for `sray-gen build --help`
-    part: CratePart  # what it adds to every generated crate
-    # Builds the artifact from the generated crate; returns what to tell the user
-    # (e.g. "`import alpha_rs`"). Reports progress through the Progress it is given.
-    build: Callable[[Path, Config, "Progress"], str]
-    steps: Callable[[Config], int] = lambda config: 1  # progress steps `build` announces
-
-
-class Progress:
-    """`[k/n] what` lines of a multi-step command, and indented detail lines under them."""
-
-    def __init__(self, steps: int, verbose: bool = False, say=print):
-        self.steps, self.verbose, self.say, self._done = steps, verbose, say, 0
-        self.t0 = time.perf_counter()
-
-    def step(self, what: str) -> None:
-        self._done += 1
-        self.say(f"[{self._done}/{self.steps}] {what}", flush=True)
-
-    def detail(self, line: str) -> None:
-        self.say("    " + line.strip(), flush=True)
-
-    def tool(self, line: str) -> None:
-        """A line of a compiler's output: cargo's progress lines, or everything when verbose."""
-        if self.verbose or line.lstrip().startswith(("Compiling", "Finished", "error", "warning", "📦", "🔗")):
-            self.detail(line)
+from .base import Progress, Target
 
 
 def registry() -> dict[str, Target]:
@@ -97,7 +65,3 @@ def build(config: Config, say=print) -> list[str]:
     made = [t.build(crate, config, progress) for t in targets]
     say(f"done in {time.perf_counter() - progress.t0:.1f}s: {'; '.join(made)}", flush=True)
     return made
-
-
-def cargo_target_dir(config: Config) -> Path:
-    return config.target_dir or target_dir()

@@ -10,7 +10,7 @@ from pathlib import Path
 from ..backend.rust import CrateBin, CratePart
 from ..config import Config
 from ..toolchain.lambda_zip import build_lambda_zip_of_crate
-from . import Progress, Target, cargo_target_dir, generate
+from .base import Progress, Target, cargo_target_dir
 
 PART = CratePart(
     features=(("lambda", ("sray-runtime/lambda",),
@@ -53,6 +53,8 @@ def build_lambda_zip(file: Path, dist: Path, *, name: str | None = None, echo=No
     `dist/<module>-lambda.zip` (module as `sray-gen build` names it); returns the zip.
     `echo` receives progress lines; `out` is the crate directory (default build/<module>),
     `target` the cargo target dir (default: the shared one)."""
+    from . import generate
+
     say = echo or (lambda *_: None)
     config = Config(file=Path(file), name=name, out=out, dist=Path(dist), install=False)
     crate = generate(config, say=say)

@@ -12,11 +12,12 @@ from pathlib import Path
 from ..backend.rust import CratePart
 from ..config import Config
 from ..toolchain.build import build_wheel, install_wheel
-from . import Progress, Target, cargo_target_dir, generate
+from .base import Progress, Target, cargo_target_dir
 
 PART = CratePart(
     files=(("pyproject.toml", "pyproject.toml.j2"), ("{crate}.pyi", "module.pyi.j2")),
-    features=(("python", ("dep:pyo3", "sray-runtime/python"), "The PyO3 extension module (maturin builds with this feature)."),),
+    features=(("python", ("dep:pyo3", "sray-runtime/python"),
+               "The PyO3 extension module (maturin builds with this feature)."),),
 )
 
 
@@ -47,6 +48,8 @@ def build_and_import(path: Path, workdir: Path, name: str | None = None, echo=No
     """Generates and builds the module of a DAG file without installing it: the wheel is
     unpacked into `workdir/site`, which goes on sys.path, and the module is imported.
     For tests and benchmarks, which must not touch the environment."""
+    from . import generate
+
     config = Config(file=Path(path), name=name, out=workdir / "crate", dist=workdir / "dist", install=False)
     crate = generate(config, say=echo or (lambda *_: None))
     wheel = build_wheel(crate, config.dist, echo=echo)

@@ -305,7 +305,7 @@ class LambdaBackend(Backend):
         for text in answer.get("warnings", ()):
             import warnings
 
-            from ..api import ResourceRequestWarning
+            from ..options import ResourceRequestWarning
 
             warnings.warn(f"{fn.name}: {text}", ResourceRequestWarning, stacklevel=2)
         if answer.get("ok"):
