@@ -190,6 +190,16 @@ class ReferenceDag:
             return
         self._cache[name] = {"value": value, "changed_at": self._revision, "verified_at": self._revision}
 
+    @classmethod
+    def graph(cls, optimized: bool = False):
+        """The DAG as Graphviz DOT text (a `str`), what `sray-gen graph FILE` prints; on
+        the class or an instance. Jupyter draws it as SVG when Graphviz's `dot` is on PATH
+        (else shows the text); `.svg()` and `.save("alpha.svg")` draw it too.
+        `optimized=True`: the plan after the compiler's passes (`sray-gen graph --optimized`)."""
+        from sray_transpiler.diagram import Dot, diagram, to_dot
+
+        return Dot(to_dot(diagram(cls._dag, optimized=optimized)))
+
     def __repr__(self) -> str:
         return f"<reference {self._dag.name}: inputs {self._input_names}, nodes {self._order}>"
 
