@@ -191,7 +191,8 @@ def _html(text: str) -> str:
 
 def to_dot(d: Diagram) -> str:
     """Graphviz DOT text: one vertex per input and node, one edge per read."""
-    legend = _LEGEND + (" · violet: shared by the optimizer" if d.optimized else "")
+    shared = any(v.kind == "shared" for v in d.vertices)
+    legend = _LEGEND + (" · violet: shared by the optimizer" if shared else "")
     out = [
         f"digraph {_dot_id(d.dag)} {{",
         "  graph [rankdir=TB, fontname=\"Helvetica\", labelloc=t, nodesep=0.3, ranksep=0.45,",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from ..diagram import FORMATS, DiagramError, diagram, encode, format_of, write_atomic
@@ -83,4 +84,7 @@ def run_args(args) -> int:
             sys.stdout.buffer.flush()
     except DiagramError as e:
         return _error(str(e))
+    except BrokenPipeError:  # `sray-gen graph FILE | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     return 0
