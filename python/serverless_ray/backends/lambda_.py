@@ -42,7 +42,7 @@ from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
 
 from .. import codec
 from ..task_errors import BackendError, TaskTimeoutError
-from .base import Backend
+from .base import Backend, Watchdog
 
 PROTOCOL = 1
 MAX_MEMORY_MB = 10240
@@ -122,6 +122,7 @@ class LambdaBackend(Backend):
         self._blobs: dict[str, dict] = {}   # function key -> shipped blob (inline or S3)
         self._lock = threading.Lock()
         self._pending: set[Future] = set()
+        self._watchdog = Watchdog("sray-lambda-watchdog")
         self._closed = False
 
     # -- what cannot be honoured ---------------------------------------------------------
@@ -233,12 +234,11 @@ class LambdaBackend(Backend):
             self._pending.add(future)
         future.add_done_callback(self._forget)
         if options.timeout_s:
-            timer = threading.Timer(options.timeout_s + self.timeout_grace_s, _settle, (future, False, TaskTimeoutError(
-                f"{fn.name} did not answer within timeout_s={options.timeout_s:g} (+{self.timeout_grace_s:g} s "
-                "grace) on Lambda")))
-            timer.daemon = True
-            timer.start()
-            future.add_done_callback(lambda _: timer.cancel())
+            error = TaskTimeoutError(f"{fn.name} did not answer within timeout_s={options.timeout_s:g} "
+                                     f"(+{self.timeout_grace_s:g} s grace) on Lambda")
+            cancel = self._watchdog.watch(options.timeout_s + self.timeout_grace_s,
+                                          lambda: _settle(future, False, error))
+            future.add_done_callback(lambda _: cancel())
         self._pool.submit(self._run, fn, event, options, future)
         return future
 
@@ -333,3 +333,15 @@ class LambdaBackend(Backend):
         for f in pending:  # get() raises TaskCancelledError; the invocations themselves run to their end
             f.cancel()
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._watchdog.close()
+        self._delete_function_blobs()
+
+    def _delete_function_blobs(self) -> None:
+        """Functions too large to inline were put in S3 for the session; remove them (a
+        bucket lifecycle rule on the prefix cleans up after a session that crashed)."""
+        with self._lock:
+            shipped, self._blobs = list(self._blobs.values()), {}
+        for blob in shipped:
+            if "s3" in blob:
+                with contextlib.suppress(Exception):  # best effort: the session is over either way
+                    self.s3.delete_object(Bucket=blob["s3"]["bucket"], Key=blob["s3"]["key"])

@@ -20,7 +20,6 @@ import the same modules. They ignore SIGINT; closing the session ends them.
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import json
 import os
@@ -36,7 +35,7 @@ from pathlib import Path
 
 from .. import codec
 from ..task_errors import TaskCancelledError, TaskTimeoutError, WorkerCrashedError
-from .base import Backend
+from .base import Backend, Watchdog
 
 _CORE = str(Path(__file__).resolve().parents[1] / "worker_core.py")
 _BOOT = (
@@ -110,9 +109,7 @@ class LocalBackend(Backend):
         self._idle: list[_Worker] = []
         self._workers: set[_Worker] = set()
         self._threads: ThreadPoolExecutor | None = None
-        self._deadlines: list = []
-        self._watchdog: threading.Thread | None = None
-        self._wake = threading.Condition(self._lock)
+        self._watchdog = Watchdog("sray-watchdog")
         self._closed = False
 
     # -- what cannot be honoured ---------------------------------------------------------
@@ -184,7 +181,8 @@ class LocalBackend(Backend):
 
     def _start(self, task: _Task) -> None:
         if task.options.timeout_s:
-            self._watch(task, time.monotonic() + task.options.timeout_s)
+            cancel = self._watchdog.watch(task.options.timeout_s, lambda: self._expire(task))
+            task.future.add_done_callback(lambda _: cancel())
         if task.options.worker == "thread":
             if self._threads is None:
                 with self._lock:
@@ -241,8 +239,12 @@ class LocalBackend(Backend):
         try:
             proc = subprocess.Popen([sys.executable, "-c", _BOOT, str(to_child_r), str(from_child_w), _CORE],
                                     pass_fds=(to_child_r, from_child_w), env=env)
+        except BaseException:
+            os.close(to_child_w)  # no worker will own the parent's ends
+            os.close(from_child_r)
+            raise
         finally:
-            os.close(to_child_r)
+            os.close(to_child_r)  # the child's ends: the child has its copies
             os.close(from_child_w)
         worker = _Worker(proc, Connection(to_child_w, readable=False), Connection(from_child_r, writable=False))
         with self._lock:
@@ -318,35 +320,18 @@ class LocalBackend(Backend):
             _settle(task.future, ok, value)
 
     # -- timeouts --------------------------------------------------------------------------
-    def _watch(self, task: _Task, deadline: float) -> None:
+    def _expire(self, task: _Task) -> None:
+        """On the watchdog's thread, at the task's deadline."""
         with self._lock:
-            heapq.heappush(self._deadlines, (deadline, task.id, task))
-            if self._watchdog is None:
-                self._watchdog = threading.Thread(target=self._watch_loop, name="sray-watchdog", daemon=True)
-                self._watchdog.start()
-            self._wake.notify()
-
-    def _watch_loop(self) -> None:
-        with self._lock:
-            while not self._closed:
-                if not self._deadlines:
-                    self._wake.wait()
-                    continue
-                deadline, _, task = self._deadlines[0]
-                now = time.monotonic()
-                if now < deadline:
-                    self._wake.wait(deadline - now)
-                    continue
-                heapq.heappop(self._deadlines)
-                if task.future.done():
-                    continue
-                task.timed_out = True
-                if task.options.worker == "thread":
-                    _settle(task.future, False, TaskTimeoutError(
-                        f"{task.fn.name} ran longer than timeout_s={task.options.timeout_s:g}; a thread cannot be "
-                        "killed, so it finishes in the background (use worker='process' to have it killed)"))
-                elif task.worker is not None and task.worker.task is task:
-                    task.worker.proc.kill()  # its reader thread sees EOF and fails the task
+            if self._closed or task.future.done():
+                return
+            task.timed_out = True
+            if task.options.worker == "thread":
+                _settle(task.future, False, TaskTimeoutError(
+                    f"{task.fn.name} ran longer than timeout_s={task.options.timeout_s:g}; a thread cannot be "
+                    "killed, so it finishes in the background (use worker='process' to have it killed)"))
+            elif task.worker is not None and task.worker.task is task:
+                task.worker.proc.kill()  # its reader thread sees EOF and fails the task
 
     # -- closing -----------------------------------------------------------------------------
     def shutdown(self, cancel: bool = True) -> None:
@@ -359,7 +344,7 @@ class LocalBackend(Backend):
             self._waiting_cpu.clear()
             workers = list(self._workers)
             pending += [w.task for w in workers if w.task is not None]
-            self._wake.notify_all()
+        self._watchdog.close()
         for task in pending:
             task.future.cancel()
         for w in workers:
