@@ -278,3 +278,16 @@ def test_help_names_the_formats_and_the_install():
     text = sub.choices["graph"].format_help()
     for word in ("--class NAME", "--optimized", "-o PATH", "--format", ".mmd", "apt-get install", "stdout"):
         assert word in text, word
+
+
+def test_sray_gen_graph_through_the_command_line(tmp_path):
+    """`sray-gen graph` as a user runs it: wired into the CLI, an SVG naming every node."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "alpha.svg"
+    proc = subprocess.run([sys.executable, "-m", "sray_transpiler.cli.main", "graph", str(ROOT / "examples" / "alpha.py"),
+                           "-o", str(out)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    texts = {t.text for t in ET.parse(out).iter() if t.text}
+    assert {"open", "close", "f1", "f2", "f3", "score"} <= texts

@@ -10,7 +10,7 @@ from ..diagnostics import CompileError
 from ..toolchain.crate import ToolchainError
 from ..config import make_config
 from ..targets import registry as build_targets
-from . import build, check, deploy, destroy, explain, generate, invoke, ops
+from . import build, check, deploy, destroy, explain, generate, graph, invoke, ops
 
 DESCRIPTION = """\
 Compile DAGs of array formulas written in Python into Rust.
@@ -30,6 +30,8 @@ examples:
   sray-gen build alpha.py --target lambda dist/alpha_rs-lambda.zip, for AWS Lambda
   sray-gen generate alpha.py --out crate  only write the Rust crate
   sray-gen explain examples/alpha.py      the optimized plan the module will run
+  sray-gen graph examples/alpha.py -o alpha.svg
+                                          draw the DAG (.svg/.png need Graphviz's dot; .dot/.mmd do not)
   sray-gen invoke alpha.py --local --event ev.json
                                           run the Lambda function locally on a request
   sray-gen deploy alpha.py --function-name alpha --create-role
@@ -38,8 +40,8 @@ examples:
   sray-gen ops                            list the ops and how to spell them
 """
 
-COMMANDS = {"check": check, "explain": explain, "generate": generate, "build": build, "invoke": invoke, "ops": ops,
-            "deploy": deploy, "destroy": destroy}
+COMMANDS = {"check": check, "explain": explain, "graph": graph, "generate": generate, "build": build,
+            "invoke": invoke, "ops": ops, "deploy": deploy, "destroy": destroy}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -78,6 +80,7 @@ def parser() -> argparse.ArgumentParser:
                            help="what to build: " + "; ".join(f"{t.name}: {t.help}" for t in targets.values())
                                 + "; or all of them")
             g.add_argument("-v", "--verbose", action="store_true", default=None, help="show all compiler output")
+    graph.add_parser(sub)
     deploy.add_parser(sub)
     destroy.add_parser(sub)
     i = sub.add_parser("invoke", help="run the AWS Lambda function of a DAG file on one request",
