@@ -126,3 +126,34 @@ def test_generated_rust_matches_the_golden_files():
             (golden / rel).write_text(text)
     stored = {p.relative_to(golden).as_posix(): p.read_text() for p in golden.rglob("*") if p.is_file()}
     assert stored == files
+
+
+def test_a_new_build_target_is_one_registry_entry(monkeypatch):
+    """A target adds its part to every crate (a binary, its feature, a file) and shows up
+    in `sray-gen build --target`, without edits to the backend, the CLI or the templates
+    it does not own."""
+    from sray_transpiler import targets
+    from sray_transpiler.backend.rust import CrateBin, CratePart
+    from sray_transpiler.cli.main import parser
+    from sray_transpiler.targets.base import Target
+
+    built = []
+    extra = Target(
+        name="server",
+        help="an HTTP server binary",
+        part=CratePart(files=(("{crate}.pyi.copy", "module.pyi.j2"),),
+                       features=(("server", ("sray-runtime/lambda",), "The server binary."),),
+                       bins=(CrateBin("serve", "bootstrap.rs.j2", "server", "The HTTP server."),)),
+        build=lambda crate, config, progress: built.append(crate) or "served",
+    )
+    real = targets.registry()
+    monkeypatch.setattr(targets, "registry", lambda: {**real, "server": extra})
+    files = targets.render(load(ROOT / "examples" / "alpha.py"), "alpha_rs")
+    assert files["src/bin/serve.rs"] == files["src/bin/bootstrap.rs"]
+    assert files["alpha_rs.pyi.copy"] == files["alpha_rs.pyi"]
+    cargo = files["Cargo.toml"]
+    assert '[[bin]]\nname = "serve"\npath = "src/bin/serve.rs"\nrequired-features = ["server"]' in cargo
+    assert 'server = ["sray-runtime/lambda"]' in cargo and 'python = ["dep:pyo3", "sray-runtime/python"]' in cargo
+    args = parser().parse_args(["build", "x.py", "--target", "server"])
+    assert args.target == "server"
+    assert [t.name for t in targets.select("all")] == ["python", "lambda", "server"]

@@ -9,7 +9,7 @@ from ..deploy.errors import DeployError
 from ..diagnostics import CompileError
 from ..toolchain.crate import ToolchainError
 from ..config import make_config
-from ..targets import registry as build_targets
+from .. import targets as build_targets
 from . import build, check, deploy, destroy, explain, generate, graph, invoke, ops
 
 DESCRIPTION = """\
@@ -59,7 +59,7 @@ def parser() -> argparse.ArgumentParser:
     x = sub.add_parser("explain", help="print the optimized plan: fused kernels, schedule, bytes moved")
     x.add_argument("file", help="a Python file holding @dag classes or factor functions")
 
-    targets = build_targets()
+    targets = build_targets.registry()
     for name, helptext in (("generate", "write the Rust crate of a DAG file"),
                            ("build", "generate the crate and build it: by default the Python module, compiled "
                                      "with maturin and installed (--target: another artifact)")):
