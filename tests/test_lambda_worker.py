@@ -250,6 +250,25 @@ def test_large_arguments_and_results_go_through_s3(aws):
         sr.config()
 
 
+def test_a_function_shipped_through_s3_is_deleted_when_the_session_ends(aws):
+    invoke_url, s3_url, _ = aws
+    lambda_config(invoke_url, s3_url, inline_limit=20_000)
+    table = bytes(range(256)) * 100  # 25.6 kB captured: the function is over half the inline limit
+
+    @sr.remote
+    def lookup(i):
+        return table[i]
+
+    try:
+        with sr.start() as session:
+            assert sr.get(lookup.remote(300)) == table[300]
+            session_prefix = f"serverless_ray/{session.backend.session_id}/"
+            assert [k for k in s3_keys(s3_url, session_prefix) if "/functions/" in k]  # it went through S3
+        assert s3_keys(s3_url, session_prefix) == []
+    finally:
+        sr.config()
+
+
 def test_no_bucket_and_too_big_is_explained(aws):
     invoke_url, s3_url, _ = aws
     sr.config(backend="lambda", function_name="_", endpoint_url=invoke_url, region="us-east-1",
