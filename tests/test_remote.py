@@ -442,3 +442,23 @@ def test_unpicklable_arguments_are_explained(session):
         sr.get(identity.remote(threading.Lock()))
     lock = threading.Lock()
     assert sr.get(identity.options(worker="thread").remote(lock)) is lock
+
+
+def test_one_watchdog_thread_fires_deadlines_in_order_and_skips_cancelled_ones():
+    import threading
+
+    from serverless_ray.backends.base import Watchdog
+
+    dog = Watchdog("test-watchdog")
+    fired, done = [], threading.Event()
+    before = threading.active_count()
+    dog.watch(0.3, lambda: (fired.append("late"), done.set()))
+    cancel = dog.watch(0.1, lambda: fired.append("cancelled"))
+    dog.watch(0.2, lambda: fired.append("early"))
+    for _ in range(50):
+        dog.watch(60, lambda: fired.append("never"))
+    cancel()
+    assert threading.active_count() == before + 1  # one thread for all 53 deadlines
+    assert done.wait(5)
+    assert fired == ["early", "late"]
+    dog.close()
