@@ -494,13 +494,40 @@ def test_worker_zip_is_pure_python_and_deterministic(worker_package, tmp_path):
     assert names == sorted(names)
 
 
-def test_worker_needs_numpy_from_somewhere(aws, capsys, worker_package):
-    rc, _, err = sray(capsys, "deploy", "--worker", "--worker-package", worker_package, "--function-name", "w0",
-                      "--create-role")
-    assert rc == 1 and "--bundle-numpy" in err and "--layer" in err
+def test_a_worker_without_numpy_deploys_with_a_note(aws, capsys, worker_package, tmp_path):
     rc, _, err = sray(capsys, "deploy", "examples/alpha.py", "--worker", "--function-name", "w0")
     assert rc == 1 and "drop FILE" in err
     assert not aws.function_exists("w0")
+    rc, out, err = sray(capsys, "deploy", "--worker", "--worker-package", worker_package, "--function-name", "w0",
+                        "--create-role", "--dist", tmp_path / "dist")
+    assert rc == 0, err
+    assert "no numpy" in out and "--bundle-numpy" in out and "--layer" in out
+    assert aws.function_exists("w0")
+
+
+def test_the_worker_zip_without_numpy_runs_a_task_with_nothing_but_the_zip(worker_package, tmp_path):
+    """The task worker needs no numpy for tasks that do not use it (serverless_ray loads
+    numpy only for its DAG half)."""
+    from sray_transpiler.deploy.worker import build_worker_zip
+
+    root = tmp_path / "task"  # as Lambda unpacks it into /var/task
+    zipfile.ZipFile(build_worker_zip(tmp_path / "dist", package=worker_package, echo=lambda line: None)).extractall(root)
+    code = (
+        "import base64, pickle, sys; sys.path.insert(0, sys.argv[1]);"
+        "import cloudpickle; from serverless_ray import lambda_worker as w;"
+        "b64 = lambda data: {'inline': base64.b64encode(data).decode()};"
+        "fn = cloudpickle.dumps((lambda n: sum(range(n)), None), protocol=5);"
+        "answer = w.handler({'serverless_ray': 1, 'key': 'k', 'function': b64(fn),"
+        " 'call': b64(pickle.dumps(((10,), {}))), 'result_s3': None}, None);"
+        "assert answer['ok'], answer;"
+        "assert 'numpy' not in sys.modules;"
+        "print(pickle.loads(w.fetch(answer['value'])))"
+    )
+    # -I -S: no site-packages, no user paths, no environment: only the stdlib and the zip's files.
+    proc = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(root)], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["45"]
 
 
 def test_worker_deploys_with_a_numpy_layer(aws, capsys, worker_package, tmp_path):

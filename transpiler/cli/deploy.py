@@ -109,17 +109,14 @@ def worker_artifact_from(args, settings, echo):
             has_numpy = "numpy/__init__.py" in zf.namelist()
     else:
         has_numpy = args.bundle_numpy
-        if not has_numpy and not settings.layers:
-            raise DeployError("the worker imports numpy, which is not pure Python and not in Lambda's python3.11 "
-                              "runtime: pass --bundle-numpy to put numpy's manylinux wheel in the zip, or --layer "
-                              "ARN of a layer that provides it (e.g. AWS's AWSSDKPandas-Python311)")
         dist = Path(args.dist or pyproject_settings(Path.cwd()).get("dist", "dist"))
         path = build_worker_zip(dist, package=args.worker_package, bundle_numpy=args.bundle_numpy,
                                 echo=echo)
         artifact = worker_artifact(path)
     if not has_numpy and not settings.layers:
-        raise DeployError(f"{args.zip} has no numpy and no --layer is given: the worker would fail to import; "
-                          "pass --layer ARN of a layer that provides numpy, or rebuild with --bundle-numpy")
+        echo("note: the worker has no numpy (it needs none itself); tasks that import numpy will fail with "
+             "ModuleNotFoundError: for them, pass --bundle-numpy to put numpy's manylinux wheel in the zip, or "
+             "--layer ARN of a layer that provides it (e.g. AWS's AWSSDKPandas-Python311)")
     return artifact
 
 
