@@ -1,6 +1,6 @@
 """A factor library in the style of "101 Formulaic Alphas" (Kakushadze, 2016).
 
-Formulas are written almost as printed, with the op names of shared/OPS.md: `ts_std` is
+Formulas are written almost as printed, with the op names of docs/ops.md: `ts_std` is
 the paper's `stddev`, `ts_sum` its `sum`, `x ** a` its `x^a`, `where(c, a, b)` its
 `c ? a : b`. Some windows are shortened to suit a few years of daily data.
 

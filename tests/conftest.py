@@ -53,7 +53,7 @@ def lambda_zip(lambda_build):
 
 
 def assert_agree(actual: np.ndarray, expected: np.ndarray, rtol=1e-9, atol=1e-12) -> None:
-    """The agreement rule of shared/OPS.md: finite values equal within tolerance; a
+    """The agreement rule of docs/ops.md: finite values equal within tolerance; a
     non-finite value on one side is non-finite on the other."""
     actual, expected = np.asarray(actual), np.asarray(expected)
     assert actual.shape == expected.shape, (actual.shape, expected.shape)

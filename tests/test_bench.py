@@ -1,5 +1,5 @@
-"""The benchmark's translations (bench/translate.py) compute what shared/OPS.md says: the
-vectorised pandas and polars forms of the ops OPS.md writes as a Python call per window
+"""The benchmark's translations (bench/translate.py) compute what docs/ops.md says: the
+vectorised pandas and polars forms of the ops docs/ops.md writes as a Python call per window
 (ts_argmin, ts_argmax, ts_product, decay_linear) equal those `rolling(d).apply`
 expressions on panels with NaN, ties, flat windows and windows longer than T."""
 

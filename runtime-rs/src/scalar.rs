@@ -1,10 +1,10 @@
-//! The scalar meaning of every elementwise op of shared/OPS.md.
+//! The scalar meaning of every elementwise op of docs/ops.md.
 //!
 //! Generated kernels call these inside their per-element closures, so each op's float64
 //! semantics are written once. Arithmetic (`+ - * /`, unary `-`) is emitted as Rust
 //! operators, which already are IEEE-754 float64 like numpy.
 
-/// Truthiness of shared/OPS.md: nonzero and not NaN.
+/// Truthiness of docs/ops.md: nonzero and not NaN.
 #[inline(always)]
 pub fn truthy(x: f64) -> bool {
     x != 0.0 && !x.is_nan()

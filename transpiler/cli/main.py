@@ -37,7 +37,7 @@ examples:
   sray-gen deploy alpha.py --function-name alpha --create-role
                                           create or update the Lambda function, alias `live`
   sray-gen destroy --function-name alpha  remove what deploy created
-  sray-gen ops                            list the ops and how to spell them
+  sray-gen ops                            list the ops and how to spell them (meanings: docs/ops.md)
 """
 
 COMMANDS = {"check": check, "explain": explain, "graph": graph, "generate": generate, "build": build,
@@ -49,10 +49,7 @@ def parser() -> argparse.ArgumentParser:
         prog="sray-gen", description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    if hasattr(ops, "add_parser"):
-        ops.add_parser(sub)
-    else:
-        sub.add_parser("ops", help="list the ops a DAG node may use")
+    ops.add_parser(sub)
 
     c = sub.add_parser("check", help="validate a DAG file and print its graph")
     c.add_argument("file", help="a Python file holding @dag classes or factor functions")

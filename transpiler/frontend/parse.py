@@ -532,7 +532,7 @@ class _Lowerer:
                 left, right = self.expr(e.left, env), self.expr(e.right, env)
                 if symbol is None:
                     self.p.error(e.operator, f"operator `{e.operator.__class__.__name__}` is not supported",
-                                 "the supported operators are + - * / ** @ & | ~ < <= > >= == != (see shared/OPS.md)")
+                                 "the supported operators are + - * / ** @ & | ~ < <= > >= == != (see `sray-gen ops`)")
                     return None
                 if left is None or right is None:
                     return None
@@ -559,7 +559,7 @@ class _Lowerer:
             case cst.Call():
                 return self.call(e, env)
         self.p.error(e, f"unsupported expression ({type(e).__name__}) in node `{self.node}`",
-                     "node bodies use numbers, names, arithmetic, comparisons and the ops of shared/OPS.md")
+                     "node bodies use numbers, names, arithmetic, comparisons and the ops `sray-gen ops` lists")
         return None
 
     def name(self, e: cst.Name, env: dict[str, ir.Expr]) -> ir.Expr | None:
@@ -660,13 +660,13 @@ class _Lowerer:
             return
         if self.self_name is not None and func.startswith(self.self_name + "."):
             self.p.error(e.func, f"`{func}()` is not supported in node `{self.node}`: inputs and nodes have no methods",
-                         "apply an op of shared/OPS.md instead, e.g. `abs(x)`")
+                         "apply an op (`sray-gen ops`) instead, e.g. `abs(x)`")
             return
         names = [op.name for op in OPS.values() if op.callable]
         numpy_names = [f"np.{n}" for op in OPS.values() for n in op.numpy]
         hint = did_you_mean(func, names + numpy_names)
         self.p.error(e.func, f"unknown function `{func}` in node `{self.node}`",
-                     (hint + "\n" if hint else "") + "the ops a node may call are listed in shared/OPS.md")
+                     (hint + "\n" if hint else "") + "`sray-gen ops` lists the ops a node may call (docs/ops.md: their meaning)")
 
     def call_args(self, e: cst.Call, op: Op, env: dict[str, ir.Expr]) -> tuple[ir.Expr, ...] | None:
         slots: list[ir.Expr | None] = [None] * len(op.params)
