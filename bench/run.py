@@ -12,13 +12,21 @@
 (d) memory bandwidth: a plain Rust triad over the same bytes (runtime-rs/examples);
 (e) the cost of a window of 250 against a window of 20, per window op.
 
-Times are medians; this machine is shared and noisy, so read the ratios. `--scale`
-shrinks the panels (rows and columns) for a quick look.
+Every contender runs `--repeat` times (default 5) and the median is reported, with the
+cores it used (process CPU seconds over wall seconds, all threads counted) beside the
+threads it was allowed. The compiled module uses every core (rayon's global pool; numpy
+and pandas use one): (a) and (b) also time it on one thread, in a child process started
+with RAYON_NUM_THREADS=1, so the single-core ratio is printed too. Compiled times
+include constructing the object (copying the inputs in); the construction is also shown
+on its own. This machine is shared and noisy, so read the ratios. `--scale` shrinks the
+panels (rows and columns) for a quick look.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import json
 import os
 import platform
 import statistics
@@ -37,17 +45,85 @@ from make_dags import elementwise  # noqa: E402
 from market import synthetic_market  # noqa: E402
 
 from sray_transpiler import load as load_ir  # noqa: E402
-from sray_transpiler.cli.explain import explain  # noqa: E402
-from sray_transpiler.toolchain.build import build_and_import  # noqa: E402
+from sray_transpiler.explain import explain  # noqa: E402
+from sray_transpiler.targets.python import build_and_import  # noqa: E402
 
 
-def median_time(fn, repeat: int) -> float:
-    times = []
+def measure(fn, repeat: int) -> dict:
+    """Wall seconds of `repeat` calls of `fn`: their median, every run, and the cores the
+    calls kept busy (process CPU seconds, all threads, over wall seconds)."""
+    walls, cpus = [], []
     for _ in range(repeat):
-        start = time.perf_counter()
+        cpu, start = time.process_time(), time.perf_counter()
         fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        walls.append(time.perf_counter() - start)
+        cpus.append(time.process_time() - cpu)
+    return {"median": statistics.median(walls), "runs": walls, "cores": sum(cpus) / sum(walls)}
+
+
+def measure_compiled(make, compute, repeat: int, keep: list | None = None) -> dict:
+    """Like `measure`, for a compiled DAG: each run constructs a fresh object (`make`,
+    which copies the inputs in) and computes (`compute(obj)`); the time is both together,
+    and the medians of the construction and the compute alone come along. `keep`, if
+    given, holds the last run's output (cleared before each run, so the previous output is
+    freed first)."""
+    totals, constructs, computes, cpus = [], [], [], []
+    for _ in range(repeat):
+        if keep is not None:
+            keep.clear()
+        cpu, start = time.process_time(), time.perf_counter()
+        obj = make()
+        built = time.perf_counter()
+        out = compute(obj)
+        end = time.perf_counter()
+        cpus.append(time.process_time() - cpu)
+        totals.append(end - start)
+        constructs.append(built - start)
+        computes.append(end - built)
+        if keep is not None:
+            keep.append(out)
+        del obj, out
+    med = statistics.median
+    return {"median": med(totals), "runs": totals, "construct": med(constructs), "compute": med(computes),
+            "cores": sum(cpus) / sum(totals)}
+
+
+def rayon_threads() -> int:
+    """Threads of rayon's global pool, which the compiled modules run on: RAYON_NUM_THREADS
+    if set (rayon reads it when it builds the pool), else one per core."""
+    env = os.environ.get("RAYON_NUM_THREADS", "")
+    return int(env) if env.strip().isdigit() and int(env) > 0 else (os.cpu_count() or 1)
+
+
+def one_thread(section: str, workdir: Path, module, rows: int, cols: int, repeat: int) -> dict:
+    """The compiled module of `section` timed as in this process, but in a child process
+    started with RAYON_NUM_THREADS=1 (the module is imported from where build_and_import
+    unpacked it, `workdir/site`, not rebuilt)."""
+    site = workdir / "site"
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", section, "--site", str(site),
+           "--module", module.__name__, "--rows", str(rows), "--cols", str(cols), "--repeat", str(repeat)]
+    env = dict(os.environ, RAYON_NUM_THREADS="1")
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"the one-thread run of ({section}) failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def child(args) -> None:
+    """`--child a|b`: the compiled module of (a) or (b) on the current rayon pool (the
+    parent sets RAYON_NUM_THREADS=1); prints the timings as JSON."""
+    sys.path.insert(0, args.site)
+    module = importlib.import_module(args.module)
+    if args.child == "a":
+        data = elementwise_data(args.rows, args.cols)
+        names = [n for n, _ in elementwise()[1]]
+        r = measure_compiled(lambda: module.Elementwise(**data), lambda o: o.compute(names), args.repeat)
+    else:
+        data = synthetic_market(args.rows, args.cols)
+        names = module.Alphas(**data).nodes()
+        r = measure_compiled(lambda: module.Alphas(**data), lambda o: o.compute(names), args.repeat)
+    r["threads"] = rayon_threads()
+    print(json.dumps(r))
 
 
 def peak_gib() -> float:
@@ -73,19 +149,20 @@ def triad(rows: int, cols: int) -> dict[str, float]:
     return result
 
 
+def elementwise_data(rows: int, cols: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return {k: rng.standard_normal((rows, cols)) for k in ("a", "b", "c", "d")}
+
+
 def bench_elementwise(build: Path, rows: int, cols: int, repeat: int) -> dict:
     import numexpr
 
     path = HERE / "dags" / "elementwise50.py"
     module = build_and_import(path, build / "elementwise")
     _, formulas = elementwise()
-    rng = np.random.default_rng(0)
-    data = {k: rng.standard_normal((rows, cols)) for k in ("a", "b", "c", "d")}
+    data = elementwise_data(rows, cols)
     names = [n for n, _ in formulas]
     numpy_env = {"where": np.where, "abs": np.abs, "sqrt": np.sqrt, "log": np.log, "exp": np.exp}
-
-    def compiled():
-        module.Elementwise(**data).compute(names)
 
     def numpy_run():
         env = dict(data)
@@ -98,16 +175,21 @@ def bench_elementwise(build: Path, rows: int, cols: int, repeat: int) -> dict:
         for name, formula in formulas:
             env[name] = numexpr.evaluate(formula, local_dict=env)
 
-    construct = median_time(lambda: module.Elementwise(**data), repeat)
-    t = {"compiled": median_time(compiled, repeat) - construct, "numpy": median_time(numpy_run, repeat),
-         "numexpr": median_time(numexpr_run, repeat)}
+    r = {"compiled": measure_compiled(lambda: module.Elementwise(**data), lambda o: o.compute(names), repeat)}
+    r["compiled"]["threads"] = rayon_threads()
+    r["compiled, 1 thread"] = one_thread("a", build / "elementwise", module, rows, cols, repeat)
+    r["numpy"] = measure(numpy_run, repeat)
+    r["numpy"]["threads"] = 1
+    r["numexpr"] = measure(numexpr_run, repeat)
+    r["numexpr"]["threads"] = numexpr.get_num_threads()
     moved = bytes_per_cell(path) * rows * cols
-    return {"times": t, "construct": construct, "gbs": moved / t["compiled"] / 1e9}
+    return {"results": r, "gbs": moved / r["compiled"]["compute"] / 1e9}
 
 
 def bench_factors(build: Path, rows: int, cols: int, repeat: int, slow_repeat: int,
                   reference_columns: int = 750) -> dict:
     import pandas as pd
+    import polars as pl
 
     from serverless_ray import load
     from translate import from_long, long_frame, pandas_dag, polars_dag, polars_run
@@ -123,11 +205,17 @@ def bench_factors(build: Path, rows: int, cols: int, repeat: int, slow_repeat: i
     frame = long_frame(data)
     reference = load(path)
 
-    results: dict[str, float] = {}
+    results: dict[str, dict] = {}
     agree: dict[str, int] = {}
     differ: dict[str, list[str]] = {}
 
-    def timed(label, fn, times):
+    def report(label):
+        r = results[label]
+        print(f"    ... {label}: {r['median']:.3f} s, median of {len(r['runs'])} "
+              f"({', '.join(f'{x:.2f}' for x in r['runs'])}); {r['cores']:.2f} cores busy "
+              f"(peak memory so far {peak_gib():.1f} GiB)", flush=True)
+
+    def timed(label, fn, times, threads):
         """Median seconds of `fn`; keeps only the last output (these panels are big)."""
         out = []
 
@@ -135,11 +223,18 @@ def bench_factors(build: Path, rows: int, cols: int, repeat: int, slow_repeat: i
             out.clear()  # the previous run's output is freed first, for every contender
             out.append(fn())
 
-        results[label] = median_time(run, times)
-        print(f"    ... {label}: {results[label]:.3f} s (peak memory so far {peak_gib():.1f} GiB)", flush=True)
+        results[label] = measure(run, times)
+        results[label]["threads"] = threads
+        report(label)
         return out[0]
 
-    got = timed("compiled", lambda: module.Alphas(**data).compute(names), repeat)
+    kept: list = []
+    results["compiled"] = measure_compiled(lambda: module.Alphas(**data), lambda o: o.compute(names), repeat, kept)
+    results["compiled"]["threads"] = rayon_threads()
+    report("compiled")
+    got = kept[0]
+    results["compiled, 1 thread"] = one_thread("b", build / "alphas", module, rows, cols, repeat)
+    report("compiled, 1 thread")
 
     def count_agreeing(label, value_of):
         """How many factors the baseline computes as the compiled module does."""
@@ -153,7 +248,7 @@ def bench_factors(build: Path, rows: int, cols: int, repeat: int, slow_repeat: i
                 differ[label].append(name)
 
     # One baseline's output at a time: all of them together outgrow 24 GiB at full size.
-    out = timed("polars", lambda: polars_run(frame, plan, names), slow_repeat)
+    out = timed("polars", lambda: polars_run(frame, plan, names), slow_repeat, pl.thread_pool_size())
     count_agreeing("polars", lambda name: from_long(out, name, (rows, cols)))
     del out, frame
     # The numpy reference keeps every intermediate panel: about 30 GiB at full size, more
@@ -163,11 +258,13 @@ def bench_factors(build: Path, rows: int, cols: int, repeat: int, slow_repeat: i
     # time, if anything, flatters the reference).
     ref_cols = min(cols, reference_columns)
     subset = {k: np.ascontiguousarray(v[:, :ref_cols]) for k, v in data.items()}
-    timed("numpy reference", lambda: reference(**subset).compute(names), slow_repeat)
-    results["numpy reference"] *= cols / ref_cols
-    out = timed("pandas", lambda: pandas_fn(frames), slow_repeat)
+    timed("numpy reference", lambda: reference(**subset).compute(names), slow_repeat, 1)
+    ref = results["numpy reference"]
+    ref["median"] *= cols / ref_cols
+    ref["runs"] = [x * cols / ref_cols for x in ref["runs"]]
+    out = timed("pandas", lambda: pandas_fn(frames), slow_repeat, 1)
     count_agreeing("pandas", lambda name: out[name].to_numpy())
-    return {"times": results, "factors": len(names), "agree": agree, "differ": differ,
+    return {"results": results, "factors": len(names), "agree": agree, "differ": differ,
             "reference_columns": ref_cols}
 
 
@@ -246,25 +343,51 @@ def machine() -> str:
     import polars
 
     rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
+    blas = ", ".join(f"{k}={os.environ[k]}" for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ)
+    load = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else ["?"]
     return (f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB; {platform.python_implementation()} "
             f"{platform.python_version()}, numpy {np.__version__}, pandas {pandas.__version__}, "
-            f"polars {polars.__version__}, numexpr {numexpr.__version__}; {rustc}")
+            f"polars {polars.__version__}, numexpr {numexpr.__version__}; {rustc}; "
+            f"{blas or 'OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset'}; load average at start {' '.join(load)}")
+
+
+def source_state() -> str:
+    """The commit the compiled code comes from, and the files of the compiler and runtime
+    that differ from it in the working tree (the modules are built from the tree)."""
+    git = ["git", "-C", str(ROOT)]
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run([*git, "status", "--porcelain", "--", "runtime-rs", "templates", "transpiler"],
+                           capture_output=True, text=True).stdout.split("\n")
+    dirty = [line[3:] for line in dirty if line.strip()]
+    return f"commit {head or '?'}; " + (f"uncommitted changes in {', '.join(dirty)}" if dirty
+                                        else "compiler and runtime as committed")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--slow-repeat", type=int, default=1,
-                        help="repeats of the slow baselines of (b): polars, the numpy reference, pandas")
+    parser.add_argument("--slow-repeat", type=int, default=None,
+                        help="repeats of the slow baselines of (b): polars, the numpy reference, pandas "
+                             "(default: --repeat, as every other contender; fewer is printed beside the times)")
     parser.add_argument("--build", type=Path, default=ROOT / "build" / "bench")
     parser.add_argument("--only", default="abcde", help="which benchmarks to run, e.g. `ad` (default: all)")
+    for hidden in ("--child", "--site", "--module"):  # the one-thread child process
+        parser.add_argument(hidden, help=argparse.SUPPRESS)
+    parser.add_argument("--rows", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--cols", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        child(args)
+        return
+    if args.slow_repeat is None:
+        args.slow_repeat = args.repeat
     s = args.scale
     size_a, size_b = (int(2000 * s), int(5000 * s)), (int(2000 * s), int(3000 * s))
 
-    print(f"machine: {machine()}\n")
-    bw = triad(*size_a)
+    print(f"machine: {machine()}")
+    print(f"source: {source_state()}\n")
+    bw = triad(*size_a) if "a" in args.only or "d" in args.only else {}
     if "d" in args.only:
         print(f"(d) plain Rust triad on {size_a[0]}x{size_a[1]}: {bw['fresh']:.2f} GB/s writing a fresh output, "
               f"{bw['reused']:.2f} GB/s reusing one\n")
@@ -280,25 +403,40 @@ def main() -> None:
         run_c(args, size_b)
 
 
+def print_table(results: dict[str, dict], against: str = "compiled") -> None:
+    """One line per contender: median, runs, threads allowed and cores busy, the ratio to
+    `against` (all cores) and to the compiled module on one thread."""
+    base, single = results[against]["median"], results.get(f"{against}, 1 thread", {}).get("median")
+    for k, r in results.items():
+        ratio = f"compiled is {r['median'] / base:6.2f}x faster"
+        if single and not k.startswith("compiled"):
+            ratio += f" ({r['median'] / single:5.2f}x on 1 thread)"
+        elif k.startswith("compiled"):
+            ratio = ""
+        extra = ""
+        if "construct" in r:
+            extra = f"   (construct {r['construct']:.3f} s + compute {r['compute']:.3f} s)"
+        print(f"    {k:<20} {r['median']:8.3f} s  median of {len(r['runs'])}, {r['threads']} thread(s), "
+              f"{r['cores']:.2f} cores busy   {ratio}{extra}")
+
+
 def run_a(args, size_a, bw) -> None:
     a = bench_elementwise(args.build, *size_a, args.repeat)
-    t = a["times"]
-    print(f"(a) 50 elementwise nodes, {size_a[0]}x{size_a[1]} (median of {args.repeat})")
-    for k, v in t.items():
-        print(f"    {k:<10} {v:8.3f} s   compiled is {v / t['compiled']:5.2f}x faster")
-    print(f"    fused kernels moved {a['gbs']:.2f} GB/s = {a['gbs'] / bw['fresh']:.0%} of the fresh-output triad, "
-          f"{a['gbs'] / bw['reused']:.0%} of the reused-output one (constructing the object: {a['construct']:.3f} s)\n")
+    r = a["results"]
+    print(f"(a) 50 elementwise nodes, {size_a[0]}x{size_a[1]}; compiled times include constructing the object")
+    print_table(r)
+    print(f"    fused kernels (compute only) moved {a['gbs']:.2f} GB/s = {a['gbs'] / bw['fresh']:.0%} of the "
+          f"fresh-output triad, {a['gbs'] / bw['reused']:.0%} of the reused-output one\n")
 
 
 def run_b(args, size_b) -> None:
     b = bench_factors(args.build, *size_b, args.repeat, args.slow_repeat)
-    t = b["times"]
-    print(f"(b) {b['factors']} factors of examples/alphas101.py, {size_b[0]}x{size_b[1]}")
-    for k, v in t.items():
-        note = ""
-        if k == "numpy reference" and b["reference_columns"] < size_b[1]:
-            note = f"   (run on {b['reference_columns']} of {size_b[1]} columns, time scaled)"
-        print(f"    {k:<16} {v:8.3f} s   compiled is {v / t['compiled']:6.2f}x faster{note}")
+    r = b["results"]
+    print(f"(b) {b['factors']} factors of examples/alphas101.py, {size_b[0]}x{size_b[1]}; compiled times "
+          f"include constructing the object")
+    print_table(r)
+    if b["reference_columns"] < size_b[1]:
+        print(f"    (the numpy reference ran on {b['reference_columns']} of {size_b[1]} columns; its times are scaled)")
     print(f"    factors equal to the compiled ones (rtol 1e-6): pandas {b['agree']['pandas']}/{b['factors']}, "
           f"polars {b['agree']['polars']}/{b['factors']}")
     for label, names in b["differ"].items():

@@ -1,6 +1,6 @@
 """Task overhead: serverless_ray's local backend side by side with concurrent.futures and Ray.
 
-    python bench/tasks.py [--tasks 20000] [--repeat 3] [--only sray-process,cf-process,...]
+    python bench/tasks.py [--tasks 20000] [--repeat 3] [--workers N] [--only sray-process,cf-process,...]
 
 Each case runs in a fresh interpreter (`--case NAME`), so start-up and memory are its own:
 - import:     seconds to import the framework
@@ -9,8 +9,12 @@ Each case runs in a fresh interpreter (`--case NAME`), so start-up and memory ar
 - per task:   ms per no-op task when N are submitted at once and all gathered, on a warm
               pool (median of --repeat runs); goal: < 0.15 ms
 - latency:    ms for one submit-and-wait round trip, one task at a time (median of 200)
-- 3 x sleep 2 s: wall time of three tasks that each sleep 2 s, submitted together, with
-              each framework's default pool size
+- 3 x sleep 2 s: wall time of three tasks that each sleep 2 s, submitted together
+- pool size:  how many tasks the framework runs at once: without --workers, each one's
+              default configuration (serverless_ray: max(8, 4 x cores) workers;
+              ProcessPoolExecutor: one per core; ThreadPoolExecutor: cores + 4; Ray: one
+              per core); with --workers N, N for every framework (serverless_ray's
+              max_workers, the executors' max_workers, Ray's num_cpus)
 - memory:     resident memory (MB) of the driver and every process it started, after the runs
 
 The machine is shared: read the ratios, which compare runs made minutes apart on the same
@@ -74,16 +78,18 @@ def tree_rss_mb(root: int) -> tuple[float, int]:
 
 # -- one case, in its own interpreter ------------------------------------------------------------
 
-def open_case(name: str):
-    """(ops, import seconds, start-up seconds); ops: submit(fn) -> handle, get(handle),
-    gets(handles), close()."""
+def open_case(name: str, workers: int | None = None):
+    """(ops, import seconds, start-up seconds, pool size); ops: submit(fn) -> handle,
+    get(handle), gets(handles), close(). `workers`: the pool size (None: the default)."""
     t0 = time.perf_counter()
     if name.startswith("sray"):
         import serverless_ray as sr
 
         imported = time.perf_counter()
+        if workers:
+            sr.config(max_workers=workers)
         session = sr.start()
-        session.__enter__()
+        pool_size = session.__enter__().backend.max_workers
         fn = sr.remote(noop) if name == "sray-process" else sr.remote(worker="thread")(noop)
         sleeper = sr.remote(sleep2) if name == "sray-process" else sr.remote(worker="thread")(sleep2)
         ops = {"submit": lambda f: (fn if f is noop else sleeper).remote(), "get": sr.get,
@@ -92,7 +98,8 @@ def open_case(name: str):
         import concurrent.futures as cf
 
         imported = time.perf_counter()
-        pool = cf.ProcessPoolExecutor() if name == "cf-process" else cf.ThreadPoolExecutor()
+        pool = (cf.ProcessPoolExecutor if name == "cf-process" else cf.ThreadPoolExecutor)(max_workers=workers)
+        pool_size = pool._max_workers
         ops = {"submit": pool.submit, "get": lambda h: h.result(), "gets": lambda hs: [h.result() for h in hs],
                "close": pool.shutdown}
     elif name == "ray":
@@ -100,18 +107,19 @@ def open_case(name: str):
         import ray
 
         imported = time.perf_counter()
-        ray.init(include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+        ray.init(include_dashboard=False, log_to_driver=False, logging_level="ERROR", num_cpus=workers)
+        pool_size = int(ray.cluster_resources().get("CPU", 0))
         remote = {noop: ray.remote(noop), sleep2: ray.remote(sleep2)}
         ops = {"submit": lambda f: remote[f].remote(), "get": ray.get, "gets": ray.get, "close": ray.shutdown}
     else:
         raise SystemExit(f"unknown case {name!r}; choose from {', '.join(CASES)}")
     ops["get"](ops["submit"](noop))
     started = time.perf_counter()
-    return ops, imported - t0, started - imported
+    return ops, imported - t0, started - imported, pool_size
 
 
-def run_case(name: str, tasks: int, repeat: int) -> dict:
-    ops, import_s, startup_s = open_case(name)
+def run_case(name: str, tasks: int, repeat: int, workers: int | None = None) -> dict:
+    ops, import_s, startup_s, pool_size = open_case(name, workers)
     submit, gets, get = ops["submit"], ops["gets"], ops["get"]
     gets([submit(noop) for _ in range(max(100, tasks // 10))])  # warm the pool up to its size
     per_task = []
@@ -131,24 +139,31 @@ def run_case(name: str, tasks: int, repeat: int) -> dict:
     ops["close"]()
     return {"case": name, "import_s": import_s, "startup_s": startup_s, "per_task_ms": statistics.median(per_task),
             "per_task_runs_ms": per_task, "latency_ms": statistics.median(latency), "sleep3_s": sleep3,
-            "rss_mb": rss, "processes": processes, "tasks": tasks}
+            "rss_mb": rss, "processes": processes, "tasks": tasks, "pool_size": pool_size,
+            "configured": "default" if workers is None else workers}
 
 
 # -- the driver ------------------------------------------------------------------------------------
 
-def measure(name: str, tasks: int, repeat: int) -> dict | None:
+def measure(name: str, tasks: int, repeat: int, workers: int | None = None, ray_path: str | None = None) -> dict | None:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--case", name, "--tasks", str(tasks), "--repeat", str(repeat)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    if workers:
+        cmd += ["--workers", str(workers)]
+    env = None
+    if name == "ray" and ray_path:  # Ray installed aside (pip install --target), for its case only
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [ray_path, os.environ.get("PYTHONPATH")])))
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, env=env)
     if proc.returncode != 0:
         print(f"{name}: failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}", file=sys.stderr)
         return None
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def table(results: list[dict]) -> str:
+def table(results: list[dict], workers: int | None = None) -> str:
     base = next((r for r in results if r["case"] == "sray-process"), None)
-    lines = ["| | import | start-up | per task (N at once) | latency (one at a time) | 3 x sleep 2 s | memory |",
-             "|---|---|---|---|---|---|---|"]
+    pool = "pool size (default configuration)" if workers is None else f"pool size (--workers {workers})"
+    lines = [f"| | import | start-up | per task (N at once) | latency (one at a time) | {pool} | 3 x sleep 2 s | memory |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in results:
         def ratio(key):
             if base is None or r is base or not base[key]:
@@ -157,7 +172,7 @@ def table(results: list[dict]) -> str:
 
         lines.append(f"| {CASES[r['case']]} | {r['import_s']:.2f} s | {r['startup_s']:.3f} s{ratio('startup_s')} | "
                      f"{r['per_task_ms']:.3f} ms{ratio('per_task_ms')} | {r['latency_ms']:.3f} ms{ratio('latency_ms')} | "
-                     f"{r['sleep3_s']:.2f} s | {r['rss_mb']:.0f} MB in {r['processes']} processes |")
+                     f"{r['pool_size']} | {r['sleep3_s']:.2f} s | {r['rss_mb']:.0f} MB in {r['processes']} processes |")
     return "\n".join(lines)
 
 
@@ -166,20 +181,24 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=20000, help="no-op tasks per timed run (Ray: a tenth)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--only", default=",".join(CASES), help="comma-separated cases: " + ", ".join(CASES))
+    parser.add_argument("--workers", type=int, default=None,
+                        help="pool size of every framework (default: each framework's default configuration)")
+    parser.add_argument("--ray-path", help="a directory holding Ray (e.g. from `pip install --target DIR ray`), "
+                                           "put on the path of the Ray case only")
     parser.add_argument("--case", help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     args = parser.parse_args()
     if args.case:
-        print(json.dumps(run_case(args.case, args.tasks, args.repeat)))
+        print(json.dumps(run_case(args.case, args.tasks, args.repeat, args.workers)))
         return
     results = []
     for name in args.only.split(","):
         tasks = args.tasks // 10 if name == "ray" else args.tasks
         print(f"measuring {CASES.get(name, name)} ({tasks} no-op tasks x {args.repeat}) ...", file=sys.stderr, flush=True)
-        r = measure(name, tasks, args.repeat)
+        r = measure(name, tasks, args.repeat, args.workers, args.ray_path)
         if r is not None:
             results.append(r)
-    print(table(results))
+    print(table(results, args.workers))
     sray = next((r for r in results if r["case"] == "sray-process"), None)
     if sray:
         print(f"\nserverless_ray goals: start-up {sray['startup_s']:.3f} s (goal < 0.2 s: "
