@@ -64,6 +64,18 @@ fn direct_sum(w: &[f64], out: &mut [f64]) {
     }
 }
 
+/// `v` where it is not negative, 0.0 where it is (rounding can leave a sum of squares a
+/// little below 0): NaN stays NaN, unlike `f64::max`, which would turn the NaN moments of
+/// a window holding an infinity into a standard deviation of 0.
+#[inline(always)]
+fn non_negative(v: f64) -> f64 {
+    if v < 0.0 {
+        0.0
+    } else {
+        v
+    }
+}
+
 /// 1.0 where `c`, else 0.0: flags kept as f64 so that loops stay one lane width and
 /// vectorize.
 #[inline(always)]
@@ -325,12 +337,14 @@ impl Window {
     }
 
     /// Whether a ready window's running sums must be rebuilt exactly: after filling or a
-    /// NaN (stale), every `d` steps (anchor), and while infinities make them meaningless.
+    /// NaN (stale), every `d` steps (anchor), and while infinities make them meaningless
+    /// and at the step after the last one leaves (removing an infinity from an infinite
+    /// running sum gives NaN, not the finite sum of what is left).
     /// Call only on a ready window; a window that is not ready marks itself stale.
     fn take_exact(&mut self) -> bool {
         if self.stale || self.since_anchor >= self.d || self.infs > 0 {
             self.since_anchor = 0;
-            self.stale = false;
+            self.stale = self.infs > 0;
             true
         } else {
             false
@@ -355,6 +369,12 @@ struct KSum {
 impl KSum {
     fn add(&mut self, x: f64) {
         let t = self.sum + x;
+        if !t.is_finite() {
+            // An infinite (or NaN) sum has no rounding error to carry; the compensation
+            // terms below would be inf - inf = NaN and turn an IEEE inf into NaN.
+            self.sum = t;
+            return;
+        }
         if self.sum.abs() >= x.abs() {
             self.comp += (self.sum - t) + x;
         } else {
@@ -435,7 +455,7 @@ fn running_sum_column(x: &[f64], d: usize, out: &mut [f64]) {
         }
         if stale || since_anchor >= d || infs > 0 {
             since_anchor = 0;
-            stale = false;
+            stale = infs > 0; // also recompute when the last infinity has left
             sum = KSum::of(x[t + 1 - d..=t].iter().copied());
         } else {
             sum.add(v);
@@ -543,7 +563,7 @@ impl Side {
     fn take_exact(&mut self, d: usize) -> bool {
         if self.stale || self.since_anchor >= d || self.infs > 0 {
             self.since_anchor = 0;
-            self.stale = false;
+            self.stale = self.infs > 0;
             true
         } else {
             false
@@ -648,9 +668,9 @@ fn running_moments_block<const PAIR: bool>(
             *o = match (stat, flat) {
                 (Stat::Std, true) | (Stat::Cov, true) => 0.0,
                 (Stat::Corr, true) => f64::NAN,
-                (Stat::Std, false) => (sx.m2.max(0.0) / ddof).sqrt(),
+                (Stat::Std, false) => (non_negative(sx.m2) / ddof).sqrt(),
                 (Stat::Cov, false) => *cxy / ddof,
-                (Stat::Corr, false) => *cxy / (sx.m2.max(0.0) * sy.m2.max(0.0)).sqrt(),
+                (Stat::Corr, false) => *cxy / (non_negative(sx.m2) * non_negative(sy.m2)).sqrt(),
             };
         }
     }
@@ -664,7 +684,7 @@ pub fn ts_std(x: &Panel, d: usize) -> Panel {
         }
         return window_rows([x], d, |[w], out| {
             direct_moments(w, None, out, 0.0, |_, m2x, _| {
-                (m2x.max(0.0) / (d as f64 - 1.0)).sqrt()
+                (non_negative(m2x) / (d as f64 - 1.0)).sqrt()
             })
         });
     }
@@ -682,7 +702,7 @@ fn direct_cov(x: &Panel, y: &Panel, d: usize, correlation: bool) -> Panel {
     window_rows([x, y], d, |[wx, wy], out| {
         if correlation {
             direct_moments(wx, Some(wy), out, f64::NAN, |c, m2x, m2y| {
-                c / (m2x.max(0.0) * m2y.max(0.0)).sqrt()
+                c / (non_negative(m2x) * non_negative(m2y)).sqrt()
             })
         } else {
             direct_moments(wx, Some(wy), out, 0.0, |c, _, _| c / ddof)
@@ -978,7 +998,7 @@ mod tests {
             check("ts_std", &ts_std(&x, d), |t, j| match on(t, j) {
                 Some(_) if d < 2 => f64::NAN,
                 Some(w) if flat(&w) => 0.0,
-                Some(w) => (plain_moments(&w, &w).1.max(0.0) / (d as f64 - 1.0)).sqrt(),
+                Some(w) => (non_negative(plain_moments(&w, &w).1) / (d as f64 - 1.0)).sqrt(),
                 None => f64::NAN,
             });
             check("covariance", &covariance(&x, &y, d), |t, j| {
@@ -993,7 +1013,7 @@ mod tests {
                 match pair(t, j) {
                     Some((a, b)) if d >= 2 && !flat(&a) && !flat(&b) => {
                         let (c, m2x, m2y) = plain_moments(&a, &b);
-                        c / (m2x.max(0.0) * m2y.max(0.0)).sqrt()
+                        c / (non_negative(m2x) * non_negative(m2y)).sqrt()
                     }
                     _ => f64::NAN,
                 }
@@ -1224,7 +1244,9 @@ mod tests {
                 (false, true) => 0.0,
                 (false, false) => self.m.c / (d as f64 - 1.0),
                 (true, true) => f64::NAN,
-                (true, false) => self.m.c / (self.m.m2x.max(0.0) * self.m.m2y.max(0.0)).sqrt(),
+                (true, false) => {
+                    self.m.c / (non_negative(self.m.m2x) * non_negative(self.m.m2y)).sqrt()
+                }
             }
         }
     }
@@ -1253,7 +1275,7 @@ mod tests {
                     } else if m.x.flat() {
                         0.0
                     } else {
-                        (m.m2x.max(0.0) / (d as f64 - 1.0)).sqrt()
+                        (non_negative(m.m2x) / (d as f64 - 1.0)).sqrt()
                     }
                 }
             });
@@ -1283,6 +1305,275 @@ mod tests {
                 &correlation(&x, &x, d),
                 &correlation(&f, &x, d)
             ));
+        }
+    }
+
+    // Long windows (over SMALL_WINDOW and over DIRECT_ORDER_WINDOW) against exact
+    // arithmetic, not against the state machines the kernels replaced.
+
+    /// A long panel: columns of random values, small integers (ties), flat runs of 70
+    /// (flat windows up to 70), a price level of 1e6 and a random walk at 1e4, with NaN
+    /// and ±inf scattered in every column.
+    fn long_panel(seed: u64, t: usize, n: usize) -> Panel {
+        let mut state = seed;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let mut walk = vec![1e4; n];
+        Array2::from_shape_fn((t, n), |(i, j)| {
+            let u = next();
+            walk[j] += u - 0.5;
+            match j % 5 {
+                _ if u < 0.01 => f64::NAN,
+                _ if u > 0.998 => f64::INFINITY,
+                _ if u > 0.996 => f64::NEG_INFINITY,
+                0 => u * 100.0 - 50.0,
+                1 => (u * 3.0).floor(),
+                2 => ((i / 70) % 3) as f64,
+                3 => 1e6 + u,
+                _ => walk[j],
+            }
+        })
+    }
+
+    /// The correctly rounded sum of finite values (Shewchuk's partials, as Python's
+    /// `math.fsum`); with an infinity, the IEEE sum (±inf, or NaN for inf - inf).
+    fn fsum(values: impl Iterator<Item = f64>) -> f64 {
+        let values: Vec<f64> = values.collect();
+        if values.iter().any(|v| !v.is_finite()) {
+            return values.iter().sum();
+        }
+        let mut partials: Vec<f64> = Vec::new();
+        for mut x in values {
+            let mut i = 0;
+            for k in 0..partials.len() {
+                let mut y = partials[k];
+                if x.abs() < y.abs() {
+                    std::mem::swap(&mut x, &mut y);
+                }
+                let hi = x + y;
+                let lo = y - (hi - x);
+                if lo != 0.0 {
+                    partials[i] = lo;
+                    i += 1;
+                }
+                x = hi;
+            }
+            partials.truncate(i);
+            partials.push(x);
+        }
+        // Round the partials (ascending magnitude, non-overlapping) to one double.
+        let mut hi = 0.0;
+        let mut k = partials.len();
+        while k > 0 {
+            k -= 1;
+            let x = hi;
+            let y = partials[k];
+            hi = x + y;
+            let lo = y - (hi - x);
+            if lo != 0.0 {
+                if k > 0
+                    && ((lo < 0.0 && partials[k - 1] < 0.0) || (lo > 0.0 && partials[k - 1] > 0.0))
+                {
+                    let y = lo * 2.0;
+                    let x = hi + y;
+                    if y == x - hi {
+                        hi = x;
+                    }
+                }
+                break;
+            }
+        }
+        hi
+    }
+
+    /// `got` within `tol` of `want`, or both the same non-finite value (NaN, +inf, -inf).
+    fn close(name: &str, d: usize, at: (usize, usize), got: f64, want: f64, tol: f64) {
+        let ok = if want.is_finite() {
+            (got - want).abs() <= tol
+        } else {
+            same_bits(got, want) || (got.is_nan() && want.is_nan())
+        };
+        assert!(
+            ok,
+            "{name}, d = {d}: at {at:?} got {got:e}, want {want:e} (tolerance {tol:e})"
+        );
+    }
+
+    const LONG: [usize; 6] = [17, 33, 64, 65, 120, 250];
+
+    #[test]
+    fn long_window_sums_means_and_decay_match_exact_arithmetic() {
+        let x = long_panel(11, 300, 10);
+        for d in LONG {
+            let (sum, mean, decay) = (ts_sum(&x, d), ts_mean(&x, d), decay_linear(&x, d));
+            let total = (d * (d + 1)) as f64 / 2.0;
+            for ((t, j), &g) in sum.indexed_iter() {
+                let w = window(&x, t, j, d).filter(|w| w.iter().all(|v| !v.is_nan()));
+                let Some(w) = w else {
+                    for (name, got) in [
+                        ("ts_sum", g),
+                        ("ts_mean", mean[[t, j]]),
+                        ("decay_linear", decay[[t, j]]),
+                    ] {
+                        assert!(
+                            got.is_nan(),
+                            "{name}, d = {d}: at ({t}, {j}) got {got}, want NaN"
+                        );
+                    }
+                    continue;
+                };
+                let scale: f64 = w.iter().map(|v| v.abs()).sum();
+                let exact = fsum(w.iter().copied());
+                close("ts_sum", d, (t, j), g, exact, 1e-14 * scale);
+                close(
+                    "ts_mean",
+                    d,
+                    (t, j),
+                    mean[[t, j]],
+                    exact / d as f64,
+                    1e-14 * scale / d as f64,
+                );
+                let weighted = fsum(w.iter().enumerate().map(|(k, v)| (k + 1) as f64 * v));
+                let weighted_scale: f64 = w
+                    .iter()
+                    .enumerate()
+                    .map(|(k, v)| (k + 1) as f64 * v.abs())
+                    .sum();
+                close(
+                    "decay_linear",
+                    d,
+                    (t, j),
+                    decay[[t, j]],
+                    weighted / total,
+                    1e-14 * weighted_scale / total,
+                );
+            }
+        }
+    }
+
+    /// Exact two-pass moments of a window pair: (Σ dx·dy, Σ dx², Σ dy²) around the means,
+    /// every sum correctly rounded.
+    fn exact_moments(a: &[f64], b: &[f64]) -> (f64, f64, f64) {
+        let n = a.len() as f64;
+        let (mx, my) = (fsum(a.iter().copied()) / n, fsum(b.iter().copied()) / n);
+        let c = fsum(a.iter().zip(b).map(|(p, q)| (p - mx) * (q - my)));
+        let m2x = fsum(a.iter().map(|p| (p - mx) * (p - mx)));
+        let m2y = fsum(b.iter().map(|q| (q - my) * (q - my)));
+        (c, m2x, m2y)
+    }
+
+    #[test]
+    fn long_window_moments_match_exact_arithmetic() {
+        let (x, y) = (long_panel(12, 300, 10), long_panel(13, 300, 10));
+        for d in LONG {
+            let (std, cov, corr) = (ts_std(&x, d), covariance(&x, &y, d), correlation(&x, &y, d));
+            let ddof = d as f64 - 1.0;
+            for ((t, j), &g) in std.indexed_iter() {
+                let nan = |w: &Vec<f64>| w.iter().any(|v| v.is_nan());
+                match window(&x, t, j, d).filter(|w| !nan(w)) {
+                    None => close("ts_std", d, (t, j), g, f64::NAN, 0.0),
+                    Some(a) if flat(&a) => close("ts_std", d, (t, j), g, 0.0, 0.0),
+                    Some(a) => {
+                        let (_, m2, _) = exact_moments(&a, &a);
+                        let want = (m2 / ddof).sqrt();
+                        close("ts_std", d, (t, j), g, want, 1e-9 * want);
+                    }
+                }
+                let pair = window(&x, t, j, d)
+                    .zip(window(&y, t, j, d))
+                    .filter(|(a, b)| !nan(a) && !nan(b));
+                let (gc, gr) = (cov[[t, j]], corr[[t, j]]);
+                match pair {
+                    None => {
+                        close("covariance", d, (t, j), gc, f64::NAN, 0.0);
+                        close("correlation", d, (t, j), gr, f64::NAN, 0.0);
+                    }
+                    Some((a, b)) if flat(&a) || flat(&b) => {
+                        close("covariance", d, (t, j), gc, 0.0, 0.0);
+                        close("correlation", d, (t, j), gr, f64::NAN, 0.0);
+                    }
+                    Some((a, b)) => {
+                        let (c, m2x, m2y) = exact_moments(&a, &b);
+                        let spread = (m2x * m2y).sqrt();
+                        close("covariance", d, (t, j), gc, c / ddof, 1e-9 * spread / ddof);
+                        close("correlation", d, (t, j), gr, c / spread, 1e-9);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn long_window_products_match_the_plain_product() {
+        // Values near 1 (so that 250 of them neither overflow nor underflow), zeros, ties,
+        // negative values, flat runs, NaN and ±inf; and the long panel as it is.
+        let x = long_panel(14, 300, 10);
+        let near_one = x.mapv(|v| match v {
+            _ if !v.is_finite() => v,
+            _ if v.fract() == 0.0 && v.abs() < 3.0 => v - 1.0, // -1, 0, 1: ties, zeros
+            _ => 1.0 + (v * 7.0).sin() * 0.05,
+        });
+        for panel in [&near_one, &x] {
+            for d in LONG {
+                let got = ts_product(panel, d);
+                for ((t, j), &g) in got.indexed_iter() {
+                    let want = window(panel, t, j, d)
+                        .map_or(f64::NAN, |w| w.iter().skip(1).fold(w[0], |p, v| p * v));
+                    // Any order of d roundings is within d ulps of the plain product,
+                    // unless a partial product overflows or underflows on one side only.
+                    close(
+                        "ts_product",
+                        d,
+                        (t, j),
+                        g,
+                        want,
+                        4.0 * d as f64 * f64::EPSILON * want.abs(),
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn long_window_extremes_and_ts_rank_match_their_definitions() {
+        let x = long_panel(15, 300, 10);
+        for d in LONG {
+            let on = |t, j| window(&x, t, j, d).filter(|w| w.iter().all(|v| !v.is_nan()));
+            let arg = |w: &[f64], max: bool| {
+                let mut best = 0;
+                for (k, &v) in w.iter().enumerate() {
+                    if (max && v > w[best]) || (!max && v < w[best]) {
+                        best = k;
+                    }
+                }
+                best
+            };
+            for max in [false, true] {
+                let value = if max { ts_max(&x, d) } else { ts_min(&x, d) };
+                check("ts_min/max", &value, |t, j| {
+                    on(t, j).map_or(f64::NAN, |w| w[arg(&w, max)])
+                });
+                let position = if max {
+                    ts_argmax(&x, d)
+                } else {
+                    ts_argmin(&x, d)
+                };
+                check("ts_argmin/argmax", &position, |t, j| {
+                    on(t, j).map_or(f64::NAN, |w| (arg(&w, max) + 1) as f64)
+                });
+            }
+            check("ts_rank", &ts_rank(&x, d), |t, j| {
+                on(t, j).map_or(f64::NAN, |w| {
+                    let v = w[d - 1];
+                    let less = w.iter().filter(|&&u| u < v).count() as f64;
+                    let equal = w.iter().filter(|&&u| u == v).count() as f64;
+                    (less + (equal + 1.0) / 2.0) / d as f64
+                })
+            });
         }
     }
 }
