@@ -12,7 +12,10 @@
 //! - [`scalar`]: the scalar meaning of each elementwise op of shared/OPS.md;
 //! - [`error`]: the one error enum of the runtime;
 //! - `python` (feature `python`): numpy conversion and exception mapping for PyO3 modules;
-//! - `lambda` (feature `lambda`): the AWS Lambda handler behind a generated `bootstrap`.
+//! - [`pool`]: the process-wide pool of freed panel buffers;
+//! - `service` (feature `service`): serving JSON requests, whatever transport carries
+//!   them: warm engines, the request and response documents, typed failures;
+//! - `lambda` (feature `lambda`): the AWS Lambda transport behind a generated `bootstrap`.
 
 pub mod cs;
 pub mod engine;
@@ -27,6 +30,9 @@ pub mod ts;
 
 #[cfg(feature = "python")]
 pub mod python;
+
+#[cfg(feature = "service")]
+pub mod service;
 
 #[cfg(feature = "lambda")]
 pub mod lambda;

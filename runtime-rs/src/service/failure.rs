@@ -1,8 +1,8 @@
-//! Every way an invocation can fail, each with the `errorType` a Lambda error response
-//! carries (docs/lambda.md lists them; the JSON Schema enumerates them).
+//! Every way a request can fail: a [`Kind`] (the `errorType` of the error document, and
+//! the HTTP status an HTTP transport answers with) and a message that says what to fix
+//! (docs/lambda.md lists them; the response JSON Schema enumerates them).
 
 use crate::error::Error;
-use lambda_runtime::Diagnostic;
 
 /// The kinds of failure, one `errorType` each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,7 +50,7 @@ impl Kind {
         Kind::Panic,
     ];
 
-    /// The `errorType` of the Lambda error response.
+    /// The `errorType` of the error document.
     pub fn error_type(self) -> &'static str {
         match self {
             Kind::MalformedRequest => "MalformedRequest",
@@ -67,9 +67,29 @@ impl Kind {
             Kind::Panic => "Panic",
         }
     }
+
+    /// The HTTP status of the failure: 4xx when the request must change (400 for a
+    /// request that does not follow the schema or names what the DAG lacks, 404 for an
+    /// unknown DAG, 422 for values or objects that cannot be used), 502 when S3 failed,
+    /// 500 when the runtime did.
+    pub fn status(self) -> u16 {
+        match self {
+            Kind::MalformedRequest
+            | Kind::UnknownOutput
+            | Kind::UnknownInput
+            | Kind::MissingInput => 400,
+            Kind::UnknownDag => 404,
+            Kind::ShapeMismatch
+            | Kind::S3ObjectNotFound
+            | Kind::UnreadableObject
+            | Kind::OutputUriRequired => 422,
+            Kind::S3Error => 502,
+            Kind::ComputeError | Kind::Panic => 500,
+        }
+    }
 }
 
-/// A failed invocation: its kind and a message that says what to fix.
+/// A failed request: its kind and a message that says what to fix.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Failure {
     pub kind: Kind,
@@ -86,6 +106,19 @@ impl Failure {
 
     pub fn malformed(message: impl Into<String>) -> Self {
         Failure::new(Kind::MalformedRequest, message)
+    }
+
+    /// A payload that is not JSON (`detail`: the parser's message).
+    pub fn not_json(detail: impl std::fmt::Display) -> Self {
+        Failure::malformed(format!(
+            "the request is not valid JSON ({detail}); {}",
+            super::request::REQUEST_HELP
+        ))
+    }
+
+    /// The error document: `{"errorType": ..., "errorMessage": ...}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({"errorType": self.kind.error_type(), "errorMessage": self.message})
     }
 }
 
@@ -111,20 +144,25 @@ impl From<Error> for Failure {
     }
 }
 
-impl From<Failure> for Diagnostic {
-    fn from(f: Failure) -> Self {
-        Diagnostic {
-            error_type: f.kind.error_type().to_string(),
-            error_message: f.message,
-        }
-    }
-}
-
 pub type Outcome<T> = std::result::Result<T, Failure>;
 
 #[cfg(test)]
 mod tests {
-    use super::Kind;
+    use super::{Failure, Kind};
+    use serde_json::json;
+
+    #[test]
+    fn client_mistakes_are_4xx_and_server_failures_5xx() {
+        for kind in Kind::ALL {
+            let client = !matches!(kind, Kind::S3Error | Kind::ComputeError | Kind::Panic);
+            assert_eq!(kind.status() < 500, client, "{kind:?}");
+            assert!((400..600).contains(&kind.status()));
+        }
+        assert_eq!(
+            Failure::new(Kind::UnknownDag, "no").to_json(),
+            json!({"errorType": "UnknownDag", "errorMessage": "no"})
+        );
+    }
 
     #[test]
     fn the_response_schema_lists_every_error_type() {

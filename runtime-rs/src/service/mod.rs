@@ -1,49 +1,132 @@
-//! One invocation: pick the DAG, load the inputs, compute on the warm engine, answer.
+//! Serving DAG requests, whatever carries them: a request document in, a response
+//! document (or a typed [`Failure`]) out. The AWS Lambda layer (`crate::lambda`) wraps a
+//! [`Service`] in the Lambda Runtime API; an HTTP server can wrap the same one.
 //!
-//! The process keeps one [`Engine`] per DAG class across invocations, so a warm
-//! container recomputes only the cone of the inputs that changed (inputs bitwise equal
-//! to the previous ones count as unchanged). Every request must still give every input
-//! its outputs read: a result never depends on what an earlier caller sent.
+//! - [`request`]: the request and response JSON and the ARRAY codec (inline json or b64);
+//! - [`failure`]: every failure's [`Kind`]: its `errorType` and its HTTP status;
+//! - [`store`]: `.npy` inputs and outputs on S3 (feature `s3`; without it an `s3://`
+//!   input or output is an `S3Error`).
+//!
+//! The process keeps one [`Engine`] per DAG class across requests, so a warm process
+//! recomputes only the cone of the inputs that changed (inputs bitwise equal to the
+//! previous ones count as unchanged). Every request must still give every input its
+//! outputs read: a result never depends on what an earlier caller sent.
+//!
+//! Requests for different DAGs run at once; requests for the same DAG queue on its warm
+//! engine. [`Service::call`] is async only to read and write S3 (the computing itself
+//! runs on rayon's pool and blocks the calling task); it needs no particular executor,
+//! but S3 access needs a tokio runtime.
 
-use super::event::{encode_array, Request, Source};
-use super::failure::{Failure, Kind, Outcome};
-use super::store::S3;
+pub mod failure;
+pub mod request;
+#[cfg(feature = "s3")]
+pub mod store;
+
+pub use failure::{Failure, Kind, Outcome};
+pub use request::{Format, Request, Source};
+
 use crate::engine::{Engine, GraphSpec, InputValue, NodeStats};
 use crate::Panel;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeSet;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 
 /// Lambda's limit on a synchronous response payload.
-pub const RESPONSE_LIMIT: usize = 6 * 1024 * 1024;
+pub const LAMBDA_RESPONSE_LIMIT: usize = 6 * 1024 * 1024;
 /// Where outputs go when a response would pass the limit and the request has no
 /// `output_uri`.
 pub const OUTPUT_URI_ENV: &str = "SRAY_OUTPUT_URI";
 
-/// What one invocation computed: the values, the shape each is handed out in, and the
-/// per-node stats of this invocation.
+/// How a transport configures its [`Service`].
+#[derive(Clone, Debug, Default)]
+pub struct Config {
+    /// The largest inline response (bytes of JSON) the transport can carry, and how
+    /// messages name that limit; past it the outputs are written to S3 instead. `None`:
+    /// no limit, outputs are inline unless the request gives `output_uri`.
+    pub response_limit: Option<(usize, &'static str)>,
+    /// The S3 prefix for outputs past the limit when the request has no `output_uri`.
+    pub default_output_uri: Option<String>,
+}
+
+impl Config {
+    /// Lambda's: the 6 MB response limit, and the prefix in `SRAY_OUTPUT_URI`.
+    pub fn lambda() -> Self {
+        Config {
+            response_limit: Some((LAMBDA_RESPONSE_LIMIT, "Lambda's 6 MB response limit")),
+            default_output_uri: default_output_uri(),
+        }
+    }
+}
+
+/// The prefix in `SRAY_OUTPUT_URI`, if it is set and not empty.
+pub fn default_output_uri() -> Option<String> {
+    std::env::var(OUTPUT_URI_ENV).ok().filter(|v| !v.is_empty())
+}
+
+/// What one request computed: the values, the shape each is handed out in, and the
+/// per-node stats of this request.
 struct Computed {
     values: Vec<Arc<Panel>>,
     shapes: Vec<Vec<usize>>,
     stats: Value,
 }
 
-/// The state of the serving process.
-pub struct Handler {
+/// The state of a serving process: the DAGs it serves and their warm engines.
+pub struct Service {
     dags: &'static [&'static GraphSpec],
     warm: Vec<Mutex<Option<Engine>>>,
-    s3: S3,
-    default_output_uri: Option<String>,
+    #[cfg(feature = "s3")]
+    s3: store::S3,
+    config: Config,
 }
 
-impl Handler {
-    pub fn new(dags: &'static [&'static GraphSpec]) -> Self {
-        Handler {
+impl Service {
+    pub fn new(dags: &'static [&'static GraphSpec], config: Config) -> Self {
+        Service {
             dags,
             warm: dags.iter().map(|_| Mutex::new(None)).collect(),
-            s3: S3::default(),
-            default_output_uri: std::env::var(OUTPUT_URI_ENV).ok().filter(|v| !v.is_empty()),
+            #[cfg(feature = "s3")]
+            s3: store::S3::default(),
+            config,
         }
+    }
+
+    /// The DAGs served, in the order given to [`Service::new`].
+    pub fn dags(&self) -> &'static [&'static GraphSpec] {
+        self.dags
+    }
+
+    /// Serves one request document: parses it, computes, answers with the response
+    /// document. A panic anywhere in it (outside the kernels, which the engine guards
+    /// itself) becomes a [`Kind::Panic`] failure, that DAG's warm state is dropped, and
+    /// the service goes on serving.
+    pub async fn call(&self, request: Value) -> Outcome<Value> {
+        let served = CatchUnwind(Box::pin(async move {
+            let request = Request::parse(request)?;
+            self.handle(request).await
+        }));
+        match served.await {
+            Ok(outcome) => outcome,
+            Err(payload) => Err(Failure::new(
+                Kind::Panic,
+                format!(
+                    "the runtime panicked: {}; the DAG's warm state was dropped and the next invocation starts afresh \
+                     (please report this as a bug of serverless_ray)",
+                    panic_message(&*payload)
+                ),
+            )),
+        }
+    }
+
+    /// [`Service::call`] on the bytes of a request document; bytes that are not JSON are
+    /// a `MalformedRequest`.
+    pub async fn call_json(&self, body: &[u8]) -> Outcome<Value> {
+        let request = serde_json::from_slice(body).map_err(Failure::not_json)?;
+        self.call(request).await
     }
 
     fn pick(&self, name: Option<&str>) -> Outcome<usize> {
@@ -109,7 +192,7 @@ impl Handler {
         for (name, source) in request.inputs {
             let value = match source {
                 Source::Inline(v) => v,
-                Source::S3(uri) => self.s3.read_input(&name, &uri).await?,
+                Source::S3(uri) => self.read_input(&name, &uri).await?,
             };
             batch.push((spec.input_index(&name)?, value));
         }
@@ -118,40 +201,77 @@ impl Handler {
             shapes,
             stats,
         } = self.compute(d, batch, &targets)?;
-        let inline = request.output_uri.is_none();
         let mut outputs = Map::new();
-        if inline {
+        if request.output_uri.is_none() {
             for ((name, v), shape) in request.outputs.iter().zip(&values).zip(&shapes) {
-                outputs.insert(name.clone(), encode_array(v, shape, request.format));
+                outputs.insert(
+                    name.clone(),
+                    request::encode_array(v, shape, request.format),
+                );
             }
             let response = json!({"outputs": outputs, "stats": stats});
+            let Some((limit, _)) = self.config.response_limit else {
+                return Ok(response);
+            };
             let size = serde_json::to_vec(&response)
                 .map(|b| b.len())
                 .unwrap_or(usize::MAX);
-            if size <= RESPONSE_LIMIT {
+            if size <= limit {
                 return Ok(response);
             }
             outputs = Map::new();
         }
         let prefix = request
             .output_uri
-            .or_else(|| self.default_output_uri.clone())
+            .or_else(|| self.config.default_output_uri.clone())
             .ok_or_else(|| {
+                let limit = self.config.response_limit.map_or("the response limit", |l| l.1);
                 Failure::new(
                     Kind::OutputUriRequired,
                     format!(
-                        "the outputs take more than Lambda's {} MB response limit; give \"output_uri\": \
+                        "the outputs take more than {limit}; give \"output_uri\": \
                          \"s3://bucket/prefix/\" to have them written there as .npy (or set {OUTPUT_URI_ENV} \
-                         in the function's environment), or ask for fewer outputs",
-                        RESPONSE_LIMIT >> 20
+                         in the function's environment), or ask for fewer outputs"
                     ),
                 )
             })?;
         for ((name, v), shape) in request.outputs.iter().zip(&values).zip(&shapes) {
-            let uri = self.s3.write_output(&prefix, name, v, shape).await?;
+            let uri = self.write_output(&prefix, name, v, shape).await?;
             outputs.insert(name.clone(), json!({"uri": uri, "shape": shape}));
         }
         Ok(json!({"outputs": outputs, "stats": stats}))
+    }
+
+    #[cfg(feature = "s3")]
+    async fn read_input(&self, name: &str, uri: &str) -> Outcome<InputValue> {
+        self.s3.read_input(name, uri).await
+    }
+
+    #[cfg(feature = "s3")]
+    async fn write_output(
+        &self,
+        prefix: &str,
+        name: &str,
+        value: &Panel,
+        shape: &[usize],
+    ) -> Outcome<String> {
+        self.s3.write_output(prefix, name, value, shape).await
+    }
+
+    #[cfg(not(feature = "s3"))]
+    async fn read_input(&self, name: &str, uri: &str) -> Outcome<InputValue> {
+        Err(no_s3(&format!("read input `{name}` from {uri}")))
+    }
+
+    #[cfg(not(feature = "s3"))]
+    async fn write_output(
+        &self,
+        prefix: &str,
+        name: &str,
+        _: &Panel,
+        _: &[usize],
+    ) -> Outcome<String> {
+        Err(no_s3(&format!("write output `{name}` to {prefix}")))
     }
 
     /// Sets the inputs on the DAG's warm engine and computes the targets.
@@ -204,6 +324,33 @@ impl Handler {
     }
 }
 
+#[cfg(not(feature = "s3"))]
+fn no_s3(what: &str) -> Failure {
+    Failure::new(
+        Kind::S3Error,
+        format!("cannot {what}: this build of the runtime has no S3 support (feature `s3`); give the values inline"),
+    )
+}
+
+/// A future that turns a panic while polling `F` into `Err(payload)`.
+struct CatchUnwind<F>(Pin<Box<F>>);
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = std::thread::Result<F::Output>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        // Unwind safety: after a panic the future is never polled again, and the only
+        // state shared with later requests is the warm engine, whose poisoned lock
+        // drops it.
+        match std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Err(payload) => Poll::Ready(Err(payload)),
+        }
+    }
+}
+
 /// The inputs that computing `targets` reads, as input indices in declaration order.
 pub fn needed_inputs(spec: &GraphSpec, targets: &[usize]) -> Vec<usize> {
     let n_in = spec.inputs.len();
@@ -239,8 +386,7 @@ mod tests {
     use super::*;
     use crate::engine::NodeSpec;
     use crate::kernels::map;
-    use crate::lambda::event::Incoming;
-    use crate::lambda::invoke;
+    use std::task::{Wake, Waker};
 
     fn double(a: &[&Panel]) -> Panel {
         map([a[0]], |[x]| 2.0 * x)
@@ -286,8 +432,16 @@ mod tests {
         }],
         levels: &[&[0]],
     };
+    #[cfg(feature = "linalg")]
     fn project(a: &[&Panel]) -> Panel {
         crate::linalg::matmul(a[0], a[1])
+    }
+    #[cfg(not(feature = "linalg"))]
+    fn project(a: &[&Panel]) -> Panel {
+        let (a, b) = (a[0], a[1]);
+        Panel::from_shape_fn((a.nrows(), b.ncols()), |(i, j)| {
+            a.row(i).iter().zip(b.column(j)).map(|(x, y)| x * y).sum()
+        })
     }
     fn scale(a: &[&Panel]) -> Panel {
         map([a[0]], |[w]| 10.0 * w)
@@ -323,7 +477,7 @@ mod tests {
 
     #[test]
     fn named_dims_shape_each_output_and_a_new_size_restarts_the_dag() {
-        let h = Arc::new(Handler::new(DAGS));
+        let h = Service::new(DAGS, Config::default());
         let request = |t: usize, n: usize, k: usize, outputs: Value| {
             json!({"dag": "Proj", "inputs": {"returns": ones(t, n), "loadings": ones(n, k)},
                    "outputs": outputs, "format": "json"})
@@ -353,11 +507,28 @@ mod tests {
         assert_eq!(ok["stats"]["exposure"]["computes"], 0);
     }
 
-    fn call(h: &Arc<Handler>, v: Value) -> Result<Value, Failure> {
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap()
-            .block_on(invoke(h.clone(), Incoming(Ok(v))))
+    /// Runs a future to completion on this thread (no executor needed: nothing here
+    /// waits on I/O).
+    fn block_on<F: Future>(f: F) -> F::Output {
+        struct Unpark(std::thread::Thread);
+        impl Wake for Unpark {
+            fn wake(self: Arc<Self>) {
+                self.0.unpark()
+            }
+        }
+        let mut f = std::pin::pin!(f);
+        let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+        let mut cx = Context::from_waker(&waker);
+        loop {
+            if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+                return v;
+            }
+            std::thread::park();
+        }
+    }
+
+    fn call(h: &Service, v: Value) -> Result<Value, Failure> {
+        block_on(h.call(v))
     }
 
     fn x(v: f64) -> Value {
@@ -366,7 +537,7 @@ mod tests {
 
     #[test]
     fn dispatch_panics_and_kernel_failures_keep_the_process_serving() {
-        let h = Arc::new(Handler::new(DAGS));
+        let h = Service::new(DAGS, Config::lambda());
         let err = call(&h, json!({"outputs": ["twice"]})).unwrap_err();
         assert_eq!(err.kind, Kind::UnknownDag);
         assert!(
@@ -411,6 +582,50 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.kind, Kind::Panic);
+    }
+
+    #[test]
+    fn bytes_that_are_not_json_are_malformed() {
+        let h = Service::new(DAGS, Config::default());
+        let err = block_on(h.call_json(b"{\"outputs\": [")).unwrap_err();
+        assert_eq!(err.kind, Kind::MalformedRequest);
+        assert!(err.message.contains("not valid JSON"), "{}", err.message);
+        let ok = block_on(h.call_json(
+            br#"{"dag": "One", "inputs": {"x": {"shape": [1], "data": [2]}}, "outputs": ["twice"], "format": "json"}"#,
+        ))
+        .unwrap();
+        assert_eq!(ok["outputs"]["twice"], json!({"shape": [1], "data": [4.0]}));
+    }
+
+    #[test]
+    fn past_the_response_limit_outputs_need_an_output_uri() {
+        let tiny = Config {
+            response_limit: Some((64, "the test's 64 byte limit")),
+            default_output_uri: None,
+        };
+        let h = Service::new(DAGS, tiny);
+        let request = json!({"dag": "One", "inputs": {"x": x(1.0)}, "outputs": ["twice"]});
+        let err = call(&h, request.clone()).unwrap_err();
+        assert_eq!(err.kind, Kind::OutputUriRequired);
+        assert!(
+            err.message.contains("more than the test's 64 byte limit")
+                && err.message.contains(OUTPUT_URI_ENV),
+            "{}",
+            err.message
+        );
+        // No limit: the same response is inline.
+        let ok = call(&Service::new(DAGS, Config::default()), request).unwrap();
+        assert_eq!(ok["outputs"]["twice"]["shape"], json!([2]));
+    }
+
+    #[cfg(not(feature = "s3"))]
+    #[test]
+    fn without_s3_an_s3_input_is_an_s3_error() {
+        let h = Service::new(DAGS, Config::default());
+        let request = json!({"dag": "One", "inputs": {"x": "s3://b/x.npy"}, "outputs": ["twice"]});
+        let err = call(&h, request).unwrap_err();
+        assert_eq!(err.kind, Kind::S3Error);
+        assert!(err.message.contains("no S3 support"), "{}", err.message);
     }
 
     #[test]

@@ -1,30 +1,19 @@
-//! The request and response of an invocation, and the ARRAY codec (docs/lambda.md,
+//! The request and response documents, and the ARRAY codec (docs/lambda.md,
 //! schema/lambda-request.json and lambda-response.json).
 //!
 //! ARRAY is `{"shape": [T, N], "data": [row-major numbers]}` (NaN as `null`, infinities
 //! as `"inf"` / `"-inf"`) or `{"shape": [T, N], "b64": "<little-endian float64 bytes>"}`;
 //! a shape `[T]` is a 1-D series.
 
-use super::failure::{Failure, Outcome};
+use super::failure::{Failure, Kind, Outcome};
 use crate::engine::InputValue;
 use crate::error::shape_str;
 use crate::Panel;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
-
-/// The payload as received: JSON, or the reason it is not JSON. Deserializing never
-/// fails, so that invalid JSON becomes a `MalformedRequest` of ours rather than the
-/// runtime's own error.
-pub struct Incoming(pub Result<Value, String>);
-
-impl<'de> Deserialize<'de> for Incoming {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(Incoming(Value::deserialize(d).map_err(|e| e.to_string())))
-    }
-}
 
 /// How inline outputs are encoded.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -64,15 +53,13 @@ struct RawRequest {
     format: Format,
 }
 
-const REQUEST_HELP: &str = "a request is {\"dag\": NAME, \"inputs\": {NAME: ARRAY or \"s3://bucket/key.npy\"}, \
+pub(crate) const REQUEST_HELP: &str = "a request is {\"dag\": NAME, \"inputs\": {NAME: ARRAY or \"s3://bucket/key.npy\"}, \
      \"outputs\": [NAME, ...], \"output_uri\": \"s3://bucket/prefix/\", \"format\": \"b64\" | \"json\"} \
      (see docs/lambda.md)";
 
 impl Request {
-    pub fn parse(payload: Incoming) -> Outcome<Request> {
-        let value = payload.0.map_err(|e| {
-            Failure::malformed(format!("the event is not valid JSON ({e}); {REQUEST_HELP}"))
-        })?;
+    /// Checks a request document against the schema and decodes its inline ARRAYs.
+    pub fn parse(value: Value) -> Outcome<Request> {
         let raw: RawRequest = serde_json::from_value(value)
             .map_err(|e| Failure::malformed(format!("{e}; {REQUEST_HELP}")))?;
         if raw.outputs.is_empty() {
@@ -124,7 +111,7 @@ pub fn input_value(name: &str, shape: Vec<usize>, data: Vec<f64>) -> Outcome<Inp
         [t, n] => (t, n),
         _ => {
             return Err(Failure::new(
-                super::failure::Kind::ShapeMismatch,
+                Kind::ShapeMismatch,
                 format!(
                     "input `{name}` has shape {}, expected 1-D (T,) or 2-D (T, N)",
                     shape_str(&shape)
@@ -132,12 +119,8 @@ pub fn input_value(name: &str, shape: Vec<usize>, data: Vec<f64>) -> Outcome<Inp
             ))
         }
     };
-    let panel = Panel::from_shape_vec((t, n), data).map_err(|e| {
-        Failure::new(
-            super::failure::Kind::ShapeMismatch,
-            format!("input `{name}`: {e}"),
-        )
-    })?;
+    let panel = Panel::from_shape_vec((t, n), data)
+        .map_err(|e| Failure::new(Kind::ShapeMismatch, format!("input `{name}`: {e}")))?;
     Ok(InputValue {
         panel,
         given_shape: shape,
@@ -153,7 +136,7 @@ fn decode_shape(name: &str, v: Option<&Value>) -> Outcome<Vec<usize>> {
     let dims = v.and_then(Value::as_array).ok_or_else(bad)?;
     if dims.is_empty() || dims.len() > 2 {
         return Err(Failure::new(
-            super::failure::Kind::ShapeMismatch,
+            Kind::ShapeMismatch,
             format!(
                 "input `{name}` has {} dimensions, expected 1-D [T] or 2-D [T, N]",
                 dims.len()
@@ -208,7 +191,7 @@ pub fn decode_array(name: &str, v: &Value) -> Outcome<InputValue> {
         .filter(|c| c.checked_mul(8).is_some())
         .ok_or_else(|| {
             Failure::new(
-                super::failure::Kind::ShapeMismatch,
+                Kind::ShapeMismatch,
                 format!("input `{name}`: shape {} is too large", shape_str(&shape)),
             )
         })?;
@@ -241,7 +224,7 @@ pub fn decode_array(name: &str, v: &Value) -> Outcome<InputValue> {
     };
     if data.len() != count {
         return Err(Failure::new(
-            super::failure::Kind::ShapeMismatch,
+            Kind::ShapeMismatch,
             format!(
                 "input `{name}` has {} values but shape {} needs {count}",
                 data.len(),
@@ -284,10 +267,9 @@ pub fn encode_array(panel: &Panel, shape: &[usize], format: Format) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lambda::failure::Kind;
 
     fn parse(v: Value) -> Outcome<()> {
-        Request::parse(Incoming(Ok(v))).map(|_| ())
+        Request::parse(v).map(|_| ())
     }
 
     #[test]
@@ -331,9 +313,8 @@ mod tests {
         assert!(e.message.contains("`outputs` is empty"));
         let e = kind(json!({"outputs": ["a"], "inputs": {"x": {"shape": [1, 1, 1], "data": [1]}}}));
         assert_eq!(e.kind, Kind::ShapeMismatch);
-        let e = Request::parse(Incoming(Err("EOF".into())))
-            .map(|_| ())
-            .unwrap_err();
-        assert!(e.message.contains("not valid JSON"));
+        let e = Failure::not_json("EOF");
+        assert_eq!(e.kind, Kind::MalformedRequest);
+        assert!(e.message.contains("not valid JSON (EOF)"), "{}", e.message);
     }
 }

@@ -1,4 +1,4 @@
-//! Inputs and outputs on S3: `.npy` files through object_store's S3 client.
+//! Inputs and outputs on S3 (feature `s3`): `.npy` files through object_store's S3 client.
 //!
 //! The client is configured from the standard environment (`AWS_ENDPOINT_URL` or
 //! `AWS_ENDPOINT_URL_S3`, `AWS_REGION` / `AWS_DEFAULT_REGION`, `AWS_ACCESS_KEY_ID`,
@@ -6,8 +6,8 @@
 //! role), with path-style requests and plain HTTP allowed when the endpoint is `http://`
 //! (a local test server). One client per bucket is kept for the life of the process.
 
-use super::event::{input_value, parse_s3_uri};
 use super::failure::{Failure, Kind, Outcome};
+use super::request::{input_value, parse_s3_uri};
 use crate::engine::InputValue;
 use crate::Panel;
 use ndarray::{ArrayD, ArrayView1, IxDyn};
