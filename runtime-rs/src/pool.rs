@@ -8,11 +8,14 @@
 //! is dropped) and kernels take from here first, so a recompute or a new engine over the
 //! same shapes writes into memory that is already mapped.
 //!
-//! The pool holds at most `SRAY_POOL_BYTES` bytes (default: a quarter of the machine's
-//! memory, or 1 GiB where that is unknown; 0 disables it). It only keeps memory that
-//! engines were holding a moment before, so it does not raise the peak.
+//! The pool holds at most `SRAY_POOL_BYTES` bytes (default: a quarter of the memory the
+//! process may use: the machine's, or its cgroup's limit when that is smaller, as in a
+//! container on Lambda or Kubernetes; 1 GiB where neither is known; 0 disables it). It
+//! only keeps memory that engines were holding a moment before, so it does not raise
+//! the peak.
 
 use crate::Panel;
+use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 
 static POOL: Mutex<Vec<Vec<f64>>> = Mutex::new(Vec::new());
@@ -23,8 +26,22 @@ fn limit_bytes() -> usize {
         std::env::var("SRAY_POOL_BYTES")
             .ok()
             .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| physical_memory().map_or(1 << 30, |m| m / 4))
+            .unwrap_or_else(|| {
+                usable_memory(physical_memory(), cgroup_limit(Path::new(CGROUP_ROOT)))
+                    .map_or(1 << 30, |m| m / 4)
+            })
     })
+}
+
+/// Where Linux mounts the cgroup hierarchy; in a container, the container's own cgroup.
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+/// The memory the process may use: the smaller of the machine's and its cgroup's limit.
+fn usable_memory(physical: Option<usize>, cgroup: Option<usize>) -> Option<usize> {
+    match (physical, cgroup) {
+        (Some(p), Some(c)) => Some(p.min(c)),
+        (p, c) => p.or(c),
+    }
 }
 
 /// Total memory from /proc/meminfo (Linux), in bytes.
@@ -33,6 +50,26 @@ fn physical_memory() -> Option<usize> {
     let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
     let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
+}
+
+/// The memory limit of the cgroup mounted at `root` (normally `/sys/fs/cgroup`), in
+/// bytes: cgroup v2's `memory.max`, else cgroup v1's `memory/memory.limit_in_bytes`.
+/// `None` when there is no limit: the files are missing or unreadable, say "max", or
+/// hold v1's "unlimited" (a page-rounded `i64::MAX`, or anything past 2^60 bytes).
+fn cgroup_limit(root: &Path) -> Option<usize> {
+    let read = |rel: &str| std::fs::read_to_string(root.join(rel)).ok();
+    let text = read("memory.max").or_else(|| read("memory/memory.limit_in_bytes"))?;
+    parse_limit(&text)
+}
+
+/// A cgroup memory limit file's contents -> bytes, `None` for no limit.
+fn parse_limit(text: &str) -> Option<usize> {
+    const UNLIMITED: u64 = 1 << 60;
+    let bytes: u64 = text.trim().parse().ok()?;
+    if bytes >= UNLIMITED {
+        return None;
+    }
+    usize::try_from(bytes).ok()
 }
 
 /// An empty vector with capacity for at least `len` values, reused when possible.
@@ -138,5 +175,58 @@ mod tests {
         assert_eq!(again.as_ptr(), ptr);
         assert!(again.is_empty() && again.capacity() >= (1 << 21) - 5);
         assert_eq!(zeros(3), vec![0.0; 3]);
+    }
+
+    #[test]
+    fn limit_files_say_a_size_or_no_limit() {
+        assert_eq!(parse_limit("536870912\n"), Some(512 << 20));
+        assert_eq!(parse_limit("max\n"), None);
+        assert_eq!(parse_limit("9223372036854771712\n"), None); // v1 unlimited, 4 KiB pages
+        assert_eq!(parse_limit("9223372036854775807"), None);
+        assert_eq!(parse_limit(""), None);
+        assert_eq!(parse_limit("-1"), None);
+    }
+
+    /// A fresh directory standing in for /sys/fs/cgroup.
+    fn cgroup_dir(name: &str, files: &[(&str, &str)]) -> std::path::PathBuf {
+        let root =
+            std::env::temp_dir().join(format!("sray-pool-cgroup-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        for (rel, text) in files {
+            let path = root.join(rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        std::fs::create_dir_all(&root).unwrap();
+        root
+    }
+
+    #[test]
+    fn the_cgroup_limit_is_read_from_v2_then_v1() {
+        let v2 = cgroup_dir("v2", &[("memory.max", "2147483648\n")]);
+        assert_eq!(cgroup_limit(&v2), Some(2 << 30));
+        let v2_open = cgroup_dir("v2-max", &[("memory.max", "max\n")]);
+        assert_eq!(cgroup_limit(&v2_open), None);
+        let v1 = cgroup_dir("v1", &[("memory/memory.limit_in_bytes", "1073741824\n")]);
+        assert_eq!(cgroup_limit(&v1), Some(1 << 30));
+        let v1_open = cgroup_dir(
+            "v1-open",
+            &[("memory/memory.limit_in_bytes", "9223372036854771712\n")],
+        );
+        assert_eq!(cgroup_limit(&v1_open), None);
+        let none = cgroup_dir("none", &[]);
+        assert_eq!(cgroup_limit(&none), None);
+        for dir in [v2, v2_open, v1, v1_open, none] {
+            std::fs::remove_dir_all(dir).unwrap();
+        }
+    }
+
+    #[test]
+    fn the_smaller_of_the_machine_and_the_cgroup_counts() {
+        assert_eq!(usable_memory(Some(64 << 30), Some(3 << 30)), Some(3 << 30));
+        assert_eq!(usable_memory(Some(2 << 30), Some(8 << 30)), Some(2 << 30));
+        assert_eq!(usable_memory(Some(2 << 30), None), Some(2 << 30));
+        assert_eq!(usable_memory(None, Some(1 << 30)), Some(1 << 30));
+        assert_eq!(usable_memory(None, None), None);
     }
 }
