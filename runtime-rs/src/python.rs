@@ -1,6 +1,7 @@
 //! The PyO3 layer shared by every generated extension module: it only converts arguments
-//! (numpy arrays in, numpy arrays and dicts out), releases the GIL around the engine, and
-//! maps each [`Error`] variant to one exception class of `serverless_ray.errors`.
+//! (numpy arrays in, numpy arrays and dicts out), releases the GIL around the engine,
+//! lets several Python threads share one object ([`Shared`]), and maps each [`Error`]
+//! variant to one exception class of `serverless_ray.errors`.
 
 use crate::engine::{Engine, InputValue};
 use crate::error::{shape_str, Error};
@@ -12,7 +13,9 @@ use numpy::{
 use pyo3::exceptions::{PyLookupError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyType};
-use std::sync::Arc;
+use std::ops::{Deref, DerefMut};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::ThreadId;
 
 pub use numpy;
 pub use pyo3;
@@ -37,6 +40,107 @@ pub fn to_pyerr(py: Python<'_>, err: Error) -> PyErr {
     match class {
         Ok(class) => PyErr::from_type(class, message),
         Err(_) => fallback(message),
+    }
+}
+
+/// The state of a compiled DAG object (its engine, or the struct around it), shared by
+/// the Python threads that call it: a call takes it for its whole length and gives it
+/// back when done, and calls from other threads queue meanwhile. The pyclass holding it
+/// is `frozen`, so PyO3 never refuses a call with "Already borrowed".
+///
+/// Calls compute with the GIL released, so the GIL and this lock are taken in either
+/// order; a thread never waits for the lock while it holds the GIL ([`Shared::lock`]
+/// releases it to wait), so two threads cannot deadlock.
+pub struct Shared<T> {
+    state: Mutex<Slot<T>>,
+    returned: Condvar,
+}
+
+struct Slot<T> {
+    /// `None` while a call holds the value.
+    value: Option<T>,
+    /// The thread holding it, to refuse a call that would wait for itself.
+    holder: Option<ThreadId>,
+}
+
+impl<T: Send> Shared<T> {
+    pub fn new(value: T) -> Self {
+        Shared {
+            state: Mutex::new(Slot {
+                value: Some(value),
+                holder: None,
+            }),
+            returned: Condvar::new(),
+        }
+    }
+
+    /// Takes the value for one call, waiting (with the GIL released) while another
+    /// thread's call holds it. A call made again from the thread that holds it (from a
+    /// `__del__` or a signal handler run in the middle of a call) is a RuntimeError
+    /// rather than a deadlock.
+    pub fn lock(&self, py: Python<'_>) -> PyResult<Lease<'_, T>> {
+        let me = std::thread::current().id();
+        let taken = {
+            // Held only for these few instructions, never while waiting for the GIL.
+            let mut slot = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            if slot.holder == Some(me) {
+                return Err(PyRuntimeError::new_err(
+                    "this compiled DAG object is already in a call on this thread (a callback \
+                     re-entered it); call it again once that call has returned",
+                ));
+            }
+            let taken = slot.value.take();
+            if taken.is_some() {
+                slot.holder = Some(me);
+            }
+            taken
+        };
+        let value = match taken {
+            Some(value) => value,
+            None => py.detach(|| {
+                let slot = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                let mut slot = self
+                    .returned
+                    .wait_while(slot, |s| s.value.is_none())
+                    .unwrap_or_else(|e| e.into_inner());
+                slot.holder = Some(me);
+                slot.value.take().expect("waited for it")
+            }),
+        };
+        Ok(Lease {
+            shared: self,
+            value: Some(value),
+        })
+    }
+}
+
+/// The value of a [`Shared`] while one call holds it; given back when dropped (also
+/// when the call unwinds).
+pub struct Lease<'a, T> {
+    shared: &'a Shared<T>,
+    value: Option<T>,
+}
+
+impl<T> Deref for Lease<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.value.as_ref().expect("held until dropped")
+    }
+}
+
+impl<T> DerefMut for Lease<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.value.as_mut().expect("held until dropped")
+    }
+}
+
+impl<T> Drop for Lease<'_, T> {
+    fn drop(&mut self) {
+        let mut slot = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        slot.value = self.value.take();
+        slot.holder = None;
+        drop(slot);
+        self.shared.returned.notify_one();
     }
 }
 
