@@ -629,6 +629,24 @@ mod tests {
     }
 
     #[test]
+    fn a_service_is_shared_by_threads_and_its_futures_move_between_them() {
+        fn sync<T: Sync + Send>(_: &T) {}
+        fn send<T: Send>(_: &T) {}
+        let h = Service::new(DAGS, Config::default());
+        sync(&h);
+        let request = json!({"dag": "One", "inputs": {"x": x(2.0)}, "outputs": ["twice"]});
+        let future = h.call(request.clone());
+        send(&future);
+        drop(future);
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| assert!(call(&h, request.clone()).is_ok()));
+            }
+        });
+        assert_eq!(call(&h, request).unwrap()["stats"]["twice"]["computes"], 0);
+    }
+
+    #[test]
     fn needed_inputs_follow_the_dependencies() {
         assert_eq!(needed_inputs(&ONE, &[0]), vec![0]);
     }
