@@ -15,13 +15,6 @@ ALPHA = ROOT / "examples" / "alpha.py"
 NODES = ["f1", "f2", "f3", "spread", "breakout", "score"]
 SHAPE = (1500, 300)  # a few ms per compute, so calls overlap
 
-# Until templates/rust/dag.rs.j2 makes the pyclass frozen around python::Shared (issue 9;
-# the patch is with the lead), a second thread gets PyO3's "Already borrowed". Strict, so
-# the patch must remove this marker.
-pytestmark = pytest.mark.xfail(
-    strict=True, reason="needs the frozen pyclass of templates/rust/dag.rs.j2 (issue 9)"
-)
-
 
 @pytest.fixture(scope="module")
 def alpha_rs(compiled):

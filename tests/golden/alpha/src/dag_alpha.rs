@@ -188,7 +188,9 @@ impl Alpha {
 #[cfg(feature = "python")]
 pub use py::PyAlpha;
 
-/// The Python class: converts arguments and calls into the engine, nothing more.
+/// The Python class: converts arguments and calls into the engine, nothing more. It is
+/// `frozen`: the engine is shared by the Python threads that use the object, and a call
+/// waits (with the GIL released) while another thread's call computes.
 #[cfg(feature = "python")]
 mod py {
     use super::{Alpha, SPEC};
@@ -196,10 +198,10 @@ mod py {
     use pyo3::types::PyDict;
     use sray_runtime::python;
 
-    #[pyclass(name = "Alpha", module = "alpha_rs")]
+    #[pyclass(frozen, name = "Alpha", module = "alpha_rs")]
     #[doc = "Price factors from daily open, close, high and low."]
     pub struct PyAlpha {
-        inner: Alpha,
+        inner: python::Shared<Alpha>,
     }
 
     #[pymethods]
@@ -209,69 +211,71 @@ mod py {
         fn py_new(py: Python<'_>, inputs: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
             let mut inner = Alpha::new();
             python::set_inputs(py, inner.engine_mut(), inputs)?;
-            Ok(Self { inner })
+            Ok(Self {
+                inner: python::Shared::new(inner),
+            })
         }
 
         #[pyo3(name = "f1")]
         #[doc = "Sum of open and close."]
-        fn py_f1(&mut self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-            python::compute_one(py, self.inner.engine_mut(), 0)
+        fn py_f1(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+            python::compute_one(py, self.inner.lock(py)?.engine_mut(), 0)
         }
 
         #[pyo3(name = "f2")]
         #[doc = "Close minus open: the day's move (bare names resolve to inputs too)."]
-        fn py_f2(&mut self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-            python::compute_one(py, self.inner.engine_mut(), 1)
+        fn py_f2(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+            python::compute_one(py, self.inner.lock(py)?.engine_mut(), 1)
         }
 
         #[pyo3(name = "f3")]
         #[doc = "Product of f1 and f2."]
-        fn py_f3(&mut self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-            python::compute_one(py, self.inner.engine_mut(), 2)
+        fn py_f3(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+            python::compute_one(py, self.inner.lock(py)?.engine_mut(), 2)
         }
 
         #[pyo3(name = "spread")]
         #[doc = "The day's range relative to its midpoint."]
-        fn py_spread(&mut self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-            python::compute_one(py, self.inner.engine_mut(), 3)
+        fn py_spread(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+            python::compute_one(py, self.inner.lock(py)?.engine_mut(), 3)
         }
 
         #[pyo3(name = "breakout")]
         #[doc = "Signed strength of a close outside the open-close body, else 0."]
-        fn py_breakout(&mut self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-            python::compute_one(py, self.inner.engine_mut(), 4)
+        fn py_breakout(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+            python::compute_one(py, self.inner.lock(py)?.engine_mut(), 4)
         }
 
         #[pyo3(name = "score")]
         #[doc = "A blend of the factors above."]
-        fn py_score(&mut self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-            python::compute_one(py, self.inner.engine_mut(), 5)
+        fn py_score(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+            python::compute_one(py, self.inner.lock(py)?.engine_mut(), 5)
         }
 
         /// A node's value by name.
-        fn cal(&mut self, py: Python<'_>, name: &str) -> PyResult<Py<PyAny>> {
+        fn cal(&self, py: Python<'_>, name: &str) -> PyResult<Py<PyAny>> {
             let index = SPEC.node_index(name).map_err(|e| python::to_pyerr(py, e))?;
-            python::compute_one(py, self.inner.engine_mut(), index)
+            python::compute_one(py, self.inner.lock(py)?.engine_mut(), index)
         }
 
         /// Several nodes at once, in parallel: a dict name -> array.
         fn compute<'py>(
-            &mut self,
+            &self,
             py: Python<'py>,
             names: Vec<String>,
         ) -> PyResult<Bound<'py, PyDict>> {
-            python::compute_named(py, self.inner.engine_mut(), names)
+            python::compute_named(py, self.inner.lock(py)?.engine_mut(), names)
         }
 
         /// Replaces inputs; only their downstream cone is recomputed on the next request.
         #[pyo3(signature = (**inputs))]
-        fn update(&mut self, py: Python<'_>, inputs: Option<&Bound<'_, PyDict>>) -> PyResult<()> {
-            python::set_inputs(py, self.inner.engine_mut(), inputs)
+        fn update(&self, py: Python<'_>, inputs: Option<&Bound<'_, PyDict>>) -> PyResult<()> {
+            python::set_inputs(py, self.inner.lock(py)?.engine_mut(), inputs)
         }
 
         /// Per node: {"computes": n, "cutoffs": n, "seconds": s}.
         fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-            python::stats(py, self.inner.engine())
+            python::stats(py, self.inner.lock(py)?.engine())
         }
 
         /// Public node names, in topological order.
@@ -292,8 +296,8 @@ mod py {
                 .collect()
         }
 
-        fn __repr__(&self) -> String {
-            python::repr(self.inner.engine())
+        fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+            Ok(python::repr(self.inner.lock(py)?.engine()))
         }
     }
 }
