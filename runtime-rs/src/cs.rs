@@ -9,6 +9,12 @@ fn mean_of(row: &[f64]) -> (f64, usize) {
     let (mut sum, mut comp, mut n) = (0.0f64, 0.0f64, 0usize);
     for &v in row.iter().filter(|v| !v.is_nan()) {
         let t = sum + v;
+        if !t.is_finite() {
+            // An infinite sum carries no rounding error: the compensation below would be
+            // inf - inf = NaN, and the row mean NaN instead of ±inf.
+            (sum, n) = (t, n + 1);
+            continue;
+        }
         comp += if sum.abs() >= v.abs() {
             (sum - t) + v
         } else {
@@ -304,6 +310,20 @@ pub fn indneutralize(x: &Panel, g: &Panel) -> Panel {
 mod tests {
     use super::*;
     use ndarray::Array2;
+
+    /// Row means as IEEE gives them: ±inf where the row's non-NaN values hold infinities of
+    /// one sign, NaN where both signs, the compensated sum's mean otherwise.
+    #[test]
+    fn row_means_with_infinities_follow_ieee() {
+        let inf = f64::INFINITY;
+        assert_eq!(mean_of(&[1.0, -inf, f64::NAN, 3.0]), (-inf, 3));
+        assert_eq!(mean_of(&[inf, 1.0, inf]), (inf, 3));
+        assert!(mean_of(&[inf, 1.0, -inf]).0.is_nan());
+        assert_eq!(mean_of(&[1e308, 1e308, -1e308]).0, inf); // overflows like numpy's sum
+        let got = demean(&ndarray::array![[1.0, -inf, 2.0, f64::NAN]]);
+        assert_eq!((got[[0, 0]], got[[0, 2]]), (inf, inf));
+        assert!(got[[0, 1]].is_nan() && got[[0, 3]].is_nan());
+    }
 
     /// Average ranks over non-NaN values, by counting.
     fn check_rank(x: &Array2<f64>) {
