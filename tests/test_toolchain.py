@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-import venv
 from pathlib import Path
 
 import pytest
@@ -79,30 +78,67 @@ def test_generated_crates_are_rustfmt_and_clippy_clean(tmp_path, source):
         assert "warning" not in clippy.stderr, clippy.stderr[-4000:]
 
 
+def _site_packages_of_this_python() -> list[str]:
+    """The site-packages directories the running interpreter imports its dependencies
+    from (numpy, libcst, jinja2, ...), whether it is a venv, a base install or a user
+    install, without the source checkout or an editable install's path hooks."""
+    import site
+    import sysconfig
+
+    dirs = [sysconfig.get_paths()[key] for key in ("purelib", "platlib")]
+    dirs += list(getattr(site, "getsitepackages", lambda: [])())
+    if site.ENABLE_USER_SITE:
+        dirs.append(site.getusersitepackages())
+    seen: list[str] = []
+    for d in dirs:
+        if d not in seen and Path(d).is_dir():
+            seen.append(d)
+    return seen
+
+
 def test_a_regular_install_finds_its_templates_and_runtime(tmp_path):
+    """A wheel installed with `pip install --target` (not editable), run with only that
+    directory and this Python's site-packages on the path (its dependencies), from a
+    directory outside the checkout: the compiler must find the templates and the runtime
+    crate shipped inside the wheel, not the repository's folders."""
     wheel_dir = tmp_path / "wheel"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheel_dir),
                     str(ROOT)], check=True, capture_output=True)
     (wheel,) = wheel_dir.glob("serverless_ray-*.whl")
-    env_dir = tmp_path / "venv"
-    venv.create(env_dir, system_site_packages=True, with_pip=False)
-    py = env_dir / "bin" / "python"
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(py), "install", "--no-deps", "-q", str(wheel)],
-                   check=True, capture_output=True)
-    site = subprocess.run([str(py), "-c", "import sray_transpiler; print(sray_transpiler.__file__)"],
-                          capture_output=True, text=True, check=True).stdout.strip()
-    assert str(env_dir) in site and str(ROOT) not in site
+    installed = tmp_path / "installed"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-compile", "-q", "--target",
+                    str(installed), str(wheel)], check=True, capture_output=True)
+    # An editable install of the checkout lives in site-packages as a .pth file or a
+    # finder hook: `-S` skips site.py (so no .pth runs), and the dependencies come from the
+    # site-packages directories given explicitly, after the installed copy.
+    path = [str(installed)] + [d for d in _site_packages_of_this_python() if not d.startswith(str(ROOT))]
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP")}
+    env.update(PYTHONPATH=os.pathsep.join(path), PYTHONNOUSERSITE="1", PYTHONSAFEPATH="1")
     work = tmp_path / "work"
     work.mkdir()
-    subprocess.run([str(env_dir / "bin" / "sray-gen"), "generate", str(ROOT / "examples" / "alpha.py"), "--out", "crate"],
-                   cwd=work, check=True, capture_output=True)
+
+    def python(*args):
+        return subprocess.run([sys.executable, "-S", *args], cwd=work, env=env, capture_output=True, text=True)
+
+    where = python("-c", "import sys, sray_transpiler, serverless_ray, numpy; print(sray_transpiler.__file__);"
+                         "print(serverless_ray.__file__); print(any(p.startswith(%r) for p in sys.path))" % str(ROOT))
+    assert where.returncode == 0, where.stderr
+    transpiler_file, package_file, checkout_on_path = where.stdout.split()
+    for f in (transpiler_file, package_file):
+        assert f.startswith(str(installed)) and not f.startswith(str(ROOT)), f
+    assert checkout_on_path == "False"
+    gen = python("-m", "sray_transpiler.cli.main", "generate", str(ROOT / "examples" / "alpha.py"), "--out", "crate")
+    assert gen.returncode == 0, gen.stdout + gen.stderr
     cargo_toml = (work / "crate" / "Cargo.toml").read_text()
     runtime = Path(cargo_toml.split('sray-runtime = { path = "', 1)[1].split('"', 1)[0])
-    assert str(env_dir) in str(runtime)
+    assert str(runtime).startswith(str(installed)), runtime
     assert (runtime / "Cargo.toml").is_file() and (runtime / "src" / "engine.rs").is_file()
-    assert (Path(site).parent / "data" / "templates" / "rust" / "dag.rs.j2").is_file()
-    env = {**os.environ, "CARGO_TARGET_DIR": str(target_dir())}
-    check = subprocess.run(["cargo", "check", "--features", "python", "--quiet"], cwd=work / "crate", env=env,
+    assert (Path(transpiler_file).parent / "data" / "templates" / "rust" / "dag.rs.j2").is_file()
+    # The console script the wheel declares is the CLI.
+    entry = (next(installed.glob("serverless_ray-*.dist-info")) / "entry_points.txt").read_text()
+    assert "sray-gen = sray_transpiler.cli.main:main" in entry
+    cargo_env = {**os.environ, "CARGO_TARGET_DIR": str(target_dir())}
+    check = subprocess.run(["cargo", "check", "--features", "python", "--quiet"], cwd=work / "crate", env=cargo_env,
                            capture_output=True, text=True)
     assert check.returncode == 0, check.stderr[-3000:]
 
