@@ -215,16 +215,19 @@ def bench_factors(build: Path, rows: int, cols: int, repeat: int, slow_repeat: i
               f"({', '.join(f'{x:.2f}' for x in r['runs'])}); {r['cores']:.2f} cores busy "
               f"(peak memory so far {peak_gib():.1f} GiB)", flush=True)
 
-    def timed(label, fn, times, threads):
-        """Median seconds of `fn`; keeps only the last output (these panels are big)."""
+    def timed(label, fn, times, threads, scale=1.0):
+        """Median seconds of `fn` (times `scale`); keeps only the last output (these panels
+        are big)."""
         out = []
 
         def run():
             out.clear()  # the previous run's output is freed first, for every contender
             out.append(fn())
 
-        results[label] = measure(run, times)
-        results[label]["threads"] = threads
+        r = results[label] = measure(run, times)
+        r["threads"] = threads
+        r["median"] *= scale
+        r["runs"] = [x * scale for x in r["runs"]]
         report(label)
         return out[0]
 
@@ -258,10 +261,7 @@ def bench_factors(build: Path, rows: int, cols: int, repeat: int, slow_repeat: i
     # time, if anything, flatters the reference).
     ref_cols = min(cols, reference_columns)
     subset = {k: np.ascontiguousarray(v[:, :ref_cols]) for k, v in data.items()}
-    timed("numpy reference", lambda: reference(**subset).compute(names), slow_repeat, 1)
-    ref = results["numpy reference"]
-    ref["median"] *= cols / ref_cols
-    ref["runs"] = [x * cols / ref_cols for x in ref["runs"]]
+    timed("numpy reference", lambda: reference(**subset).compute(names), slow_repeat, 1, cols / ref_cols)
     out = timed("pandas", lambda: pandas_fn(frames), slow_repeat, 1)
     count_agreeing("pandas", lambda name: out[name].to_numpy())
     return {"results": results, "factors": len(names), "agree": agree, "differ": differ,
