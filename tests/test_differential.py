@@ -97,7 +97,7 @@ def random_dag_source(seed: int = 20261129) -> str:
 N_WINDOW_DAGS = 16
 W_INPUTS = ["x", "y", "z", "g"]  # g: group labels, for indneutralize
 DATA = ["x", "y", "z"]
-WINDOWS = [1, 2, 3, 5, 16, 17, 33, 65]  # both sides of the kernels' 16 and 64 switches
+WINDOWS = [1, 2, 3, 5, 16, 17, 33, 65, 120]  # both sides of the kernels' 16 and 64 switches
 TS_OPS = [op.name for op in OPS.values() if op.kind == "timeseries"]
 CS_OPS = [op.name for op in OPS.values() if op.kind == "crosssection"]
 # Ops whose compiled value may differ from numpy's in the last bits (running sums,
@@ -291,7 +291,7 @@ def _column_block(rng: np.random.Generator, kind: str, t: int, n: int) -> np.nda
 
 @st.composite
 def _window_case(draw):
-    t = draw(st.sampled_from([1, 3, 8, 20, 40, 70, 90]))
+    t = draw(st.sampled_from([1, 3, 8, 20, 40, 70, 90, 130]))
     n = draw(st.integers(1, 6))
     dag = draw(st.integers(0, N_WINDOW_DAGS - 1))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
@@ -409,7 +409,12 @@ def test_window_and_row_dags_agree_node_by_node_and_end_to_end(random_dags, one_
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         want = _load(path, f"W{index}")(**data).compute(names)
+    # Descendants of a contested covariance cell inherit the disagreement: not compared.
+    tainted = {name for name, mask in contested.items() if mask.any()}
     for node in nodes:
+        if set(node.parents) & tainted:
+            tainted.add(node.name)
+            continue
         if node.end_to_end:
             w, mine = want[node.name], got[node.name]
             if node.name in contested:
