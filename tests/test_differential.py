@@ -356,23 +356,6 @@ def _tolerance(node: WNode, want: np.ndarray, args: list[np.ndarray]) -> np.ndar
     return np.where(np.isfinite(tol), tol, 0.0)
 
 
-def _flat_beside_inf(a, b, d):
-    """Cells whose two windows hold no NaN, one of them flat, and a ±inf in either: where
-    the compiled covariance (0) and the reference's (NaN) disagree, an open question of the
-    op contract (tests/test_ops.py::test_covariance_of_a_flat_window_beside_an_infinity)."""
-    out = np.zeros(a.shape, dtype=bool)
-    if d > a.shape[0]:
-        return out
-    wa = np.lib.stride_tricks.sliding_window_view(a, d, axis=0)
-    wb = np.lib.stride_tricks.sliding_window_view(b, d, axis=0)
-    with np.errstate(invalid="ignore"):
-        flat = (wa.max(-1) == wa.min(-1)) | (wb.max(-1) == wb.min(-1))
-    nan = np.isnan(wa).any(-1) | np.isnan(wb).any(-1)
-    inf = np.isinf(wa).any(-1) | np.isinf(wb).any(-1)
-    out[d - 1:] = flat & ~nan & inf
-    return out
-
-
 def _assert_within(got, want, tol, what):
     got, want = np.asarray(got), np.asarray(want)
     assert got.shape == want.shape, (what, got.shape, want.shape)
@@ -392,7 +375,6 @@ def test_window_and_row_dags_agree_node_by_node_and_end_to_end(random_dags, one_
     compiled_dag = getattr(module, f"W{index}")(**data)
     names = [n.name for n in nodes]
     got = compiled_dag.compute(names)
-    contested: dict[str, np.ndarray] = {}
     for node in nodes:
         parents = {**data, **{n.name: got[n.name] for n in nodes[: int(node.name[1:])]}}
         with np.errstate(all="ignore"), warnings.catch_warnings():
@@ -401,24 +383,14 @@ def test_window_and_row_dags_agree_node_by_node_and_end_to_end(random_dags, one_
             out = reference.compute(["value"] + [f"arg{j}" for j in range(len(node.args))])
         args = [out[f"arg{j}"] for j in range(len(node.args))]
         value, mine = out["value"], got[node.name]
-        if node.op == "covariance":  # the known disagreement: see test_ops.py's strict xfail
-            contested[node.name] = _flat_beside_inf(*args, node.d)
-            value, mine = (np.where(contested[node.name], 0.0, v) for v in (value, mine))
         _assert_within(mine, value, _tolerance(node, value, args),
                        f"W{index}.{node.name} = {node.body} (from the compiled parents)")
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         want = _load(path, f"W{index}")(**data).compute(names)
-    # Descendants of a contested covariance cell inherit the disagreement: not compared.
-    tainted = {name for name, mask in contested.items() if mask.any()}
     for node in nodes:
-        if set(node.parents) & tainted:
-            tainted.add(node.name)
-            continue
         if node.end_to_end:
             w, mine = want[node.name], got[node.name]
-            if node.name in contested:
-                w, mine = (np.where(contested[node.name], 0.0, v) for v in (w, mine))
             finite = np.abs(w[np.isfinite(w)])
             tol = 1e-7 * np.abs(w) + 1e-9 * (finite.max() if finite.size else 0.0)
             _assert_within(mine, w, np.where(np.isfinite(tol), tol, 0.0),

@@ -329,10 +329,9 @@ def _flat_beside_inf(x, y, d):
     return out
 
 
-@pytest.mark.xfail(strict=True, reason="kernel and reference disagree: covariance where one window is flat and the "
-                                       "other holds ±inf (compiled 0.0, serverless_ray.ops NaN); the op contract "
-                                       "must pick one")
 def test_covariance_of_a_flat_window_beside_an_infinity(long_module):
+    """docs/ops.md: a flat window makes the covariance exactly 0 unless a window holds a
+    NaN; an infinity in the other window does not."""
     x = np.array([[1.0], [1.0], [1.0], [1.0], [2.0]])
     y = np.array([[0.0], [np.inf], [3.0], [-np.inf], [5.0]])
     x, y = np.repeat(x, 2, axis=1), np.repeat(y, 2, axis=1)
@@ -341,3 +340,4 @@ def test_covariance_of_a_flat_window_beside_an_infinity(long_module):
     with np.errstate(all="ignore"):
         want = _reference("covariance")(x, y, 2)
     assert_agree(g, want)
+    np.testing.assert_array_equal(want[:, 0], [np.nan, 0.0, 0.0, 0.0, np.nan])

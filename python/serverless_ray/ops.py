@@ -144,8 +144,14 @@ def _comoment(x, y, d):
 
 def covariance(x, y, d):
     x, c, _, _, flat = _comoment(x, y, d)
-    # c is NaN where a window holds a NaN; only a NaN-free flat window is exactly 0.
-    return _pad(x, None if c is None else np.where(flat & ~np.isnan(c), 0.0, c / (d - 1)), d)
+    if c is None:
+        return _pad(x, None, d)
+    # A flat window makes the covariance exactly 0 unless a window holds a NaN (an
+    # infinity in the other window does not count: 0 * inf is NaN, but its deviation is 0).
+    _, wx = _windows(x, d)
+    _, wy = _windows(_panel(y), d)
+    holds_nan = np.isnan(wx).any(axis=-1) | np.isnan(wy).any(axis=-1)
+    return _pad(x, np.where(flat & ~holds_nan, 0.0, c / (d - 1)), d)
 
 
 def correlation(x, y, d):
