@@ -48,8 +48,3 @@ def run_args(args) -> int:
     else:
         print(table())
     return 0
-
-
-def run(config) -> int:
-    print(table())
-    return 0
