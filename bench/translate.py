@@ -1,10 +1,10 @@
 """Translations of a DAG's IR into the code a researcher would otherwise write, for the
-benchmarks: pandas (the expressions of shared/OPS.md, one DataFrame per panel) and polars
+benchmarks: pandas (the expressions of docs/ops.md, one DataFrame per panel) and polars
 (expressions over a long frame of (date, asset) rows, `.over("asset")` along time and
 `.over("date")` across assets). Both compute every node of a DAG, as the compiled module
 does, so the timings compare the same work.
 
-Where shared/OPS.md writes an op as a Python call per window (`rolling(d).apply(...)`:
+Where docs/ops.md writes an op as a Python call per window (`rolling(d).apply(...)`:
 ts_argmin, ts_argmax, ts_product, decay_linear), that is the op's meaning, not the code a
 competent user would time: it costs minutes on a 2000 x 3000 panel. The translations use
 vectorised equivalents instead, which give the same values (tests/test_bench.py checks

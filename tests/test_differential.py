@@ -1,5 +1,5 @@
 """Differential tests, the backbone: random DAGs, compiled and run on random data with
-NaN and ±inf, must agree with the reference engine per shared/OPS.md.
+NaN and ±inf, must agree with the reference engine per docs/ops.md.
 
 The DAGs are drawn once from a fixed seed and compiled together into one module (one
 cargo build); hypothesis then draws the data and the DAG to run."""

@@ -1,6 +1,6 @@
-"""Every op of shared/OPS.md in three places that must agree: the Rust kernel (through a
+"""Every op of docs/ops.md in three places that must agree: the Rust kernel (through a
 compiled module), the Python reference (serverless_ray.ops) and the pandas expression
-of shared/OPS.md, on panels with NaN, ties, flat windows, windows longer than T, T = 1
+of docs/ops.md, on panels with NaN, ties, flat windows, windows longer than T, T = 1
 and N = 1."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def _avg_rank_last(w):
     return (np.sum(w < w[-1]) + (np.sum(w == w[-1]) + 1) / 2) / len(w)
 
 
-# The pandas meaning of each op, as written in shared/OPS.md (x, y DataFrames; g labels).
+# The pandas meaning of each op, as written in docs/ops.md (x, y DataFrames; g labels).
 PANDAS = {
     "delay": lambda x, y, g, m: x.shift(3),
     "delta": lambda x, y, g, m: x - x.shift(1),
@@ -47,11 +47,11 @@ PANDAS = {
     "long_window": lambda x, y, g, m: x.rolling(250).mean(),
     "matmul": lambda x, y, g, m: x.dot(m),
 }
-# Nodes of the fixture that are compositions, not one op of shared/OPS.md: no pandas
+# Nodes of the fixture that are compositions, not one op of docs/ops.md: no pandas
 # expression of their own (their parts are checked through the nodes above). Every other
 # node must have an entry in PANDAS: a missing one fails the test instead of skipping.
 NOT_ONE_OP = {"matmul_chain", "mixed"}
-# Where pandas' own running sums are not the exact answer shared/OPS.md asks for: on a
+# Where pandas' own running sums are not the exact answer docs/ops.md asks for: on a
 # flat window pandas leaves ~1e-8 noise (or NaN) where the variance is exactly 0.
 FLAT_SENSITIVE = {"ts_std", "correlation", "covariance", "zscore"}
 

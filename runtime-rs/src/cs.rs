@@ -1,5 +1,5 @@
 //! Cross-sectional kernels: each row (time step) on its own, across assets
-//! (shared/OPS.md). NaN values are skipped in row statistics and stay NaN. Rows run in
+//! (docs/ops.md). NaN values are skipped in row statistics and stay NaN. Rows run in
 //! parallel.
 
 use crate::layout::by_row;

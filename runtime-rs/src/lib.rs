@@ -9,7 +9,7 @@
 //! - [`kernels`]: elementwise maps, one fused loop split across threads;
 //! - [`ts`], [`cs`]: time-series and cross-sectional kernels, over the drivers of [`layout`];
 //! - `linalg` (feature `linalg`): `a @ b`, a pure-Rust GEMM;
-//! - [`scalar`]: the scalar meaning of each elementwise op of shared/OPS.md;
+//! - [`scalar`]: the scalar meaning of each elementwise op of docs/ops.md;
 //! - [`error`]: the one error enum of the runtime;
 //! - `python` (feature `python`): numpy conversion and exception mapping for PyO3 modules;
 //! - [`pool`]: the process-wide pool of freed panel buffers;

@@ -1,13 +1,16 @@
-//! Time-series kernels: each column on its own, along time (shared/OPS.md).
+//! Time-series kernels: each column on its own, along time (docs/ops.md).
 //!
 //! A window that is not yet full, or that holds a NaN, gives NaN (pandas `min_periods=d`).
-//! Every kernel is O(1) or O(log d) amortized per step:
+//! Short windows are computed directly, O(d) per step (below). Long windows keep state:
 //! - sums, means, `decay_linear`, `ts_std`, `covariance`, `correlation`: running
-//!   compensated sums / co-moments, re-anchored by an exact two-pass recompute every `d`
-//!   steps, so long series do not drift;
-//! - `ts_min`, `ts_max`, `ts_argmin`, `ts_argmax`: monotonic deques;
-//! - `ts_rank`: the window kept sorted (binary search; the insert moves at most d values);
-//! - `ts_product`: a two-stack queue of partial products (no division, zeros are fine).
+//!   compensated sums / co-moments, O(1) per step, re-anchored by an exact two-pass
+//!   recompute every `d` steps (O(1) amortized), so long series do not drift; O(d) per
+//!   step while the window holds an infinity;
+//! - `ts_min`, `ts_max`, `ts_argmin`, `ts_argmax`: monotonic deques, O(1) amortized;
+//! - `ts_rank`: the window kept sorted: a binary search, but the insert shifts up to d
+//!   values, so O(d) per step (a memmove);
+//! - `ts_product`: a two-stack queue of partial products (no division, zeros are fine),
+//!   O(1) amortized.
 //!
 //! Flat windows are detected exactly (the last `d` values are all equal), and there
 //! `ts_std` and `covariance` are exactly 0 and `correlation` is NaN: running sums would
