@@ -6,7 +6,7 @@
 (a) an elementwise DAG of 50 nodes on a 2000 x 5000 panel: compiled vs numpy vs numexpr;
 (b) 37 factors of examples/alphas101.py on a 2000 x 3000 panel: compiled vs the numpy
     reference (serverless_ray) vs pandas (the expressions of docs/ops.md, vectorised
-    where OPS.md calls Python per window: bench/translate.py) vs polars;
+    where docs/ops.md calls Python per window: bench/translate.py) vs polars;
 (c) incremental: one of 5 inputs changes; recompute vs the cone's share of a full run,
     the share measured with nodes computed one at a time;
 (d) memory bandwidth: a plain Rust triad over the same bytes (runtime-rs/examples);

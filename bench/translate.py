@@ -8,7 +8,7 @@ Where docs/ops.md writes an op as a Python call per window (`rolling(d).apply(..
 ts_argmin, ts_argmax, ts_product, decay_linear), that is the op's meaning, not the code a
 competent user would time: it costs minutes on a 2000 x 3000 panel. The translations use
 vectorised equivalents instead, which give the same values (tests/test_bench.py checks
-them against the OPS.md expressions):
+them against the docs/ops.md expressions):
 - pandas: numpy over `sliding_window_view` (argmin/argmax, product), and decay_linear as
   a weighted sum of d shifted panels;
 - polars: a list of the d shifted values per row (`concat_list`) for argmin/argmax, the
@@ -106,7 +106,7 @@ def _pandas_call(op: str, a: list, k: list):
         case "ts_max": return x.rolling(k[0]).max()
         case "ts_argmin": return ts_arg_pd(x, k[0], largest=False)
         case "ts_argmax": return ts_arg_pd(x, k[0], largest=True)
-        case "ts_rank": return x.rolling(k[0]).rank() / k[0]  # average ties, as OPS.md
+        case "ts_rank": return x.rolling(k[0]).rank() / k[0]  # average ties, as docs/ops.md
         case "ts_product": return ts_product_pd(x, k[0])
         case "decay_linear": return decay_linear_pd(x, k[0])
         case "correlation": return a[0].rolling(k[0]).corr(a[1])
