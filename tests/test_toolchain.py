@@ -149,3 +149,23 @@ def test_help_explains_the_commands(tmp_path):
     for word in ("check", "generate", "build", "[tool.sray]", "examples:"):
         assert word in out
     assert "--target-dir" in sray_gen("build", "--help", cwd=tmp_path).stdout
+
+
+def test_the_cli_runs_without_the_optional_extras(tmp_path):
+    """A plain `pip install serverless_ray` has none of the lambda/test/bench extras: every
+    command still starts, `generate` works, and `build --target lambda` says which extra
+    to install (the fresh-venv demo of the README caught an import of pyelftools here)."""
+    blocked = ["elftools", "ziglang", "cargo_zigbuild", "awslambdaric", "pandas", "polars", "pyarrow",
+               "hypothesis", "moto", "numexpr", "jsonschema"]
+    script = (
+        "import sys\n"
+        f"for name in {blocked!r}:\n"
+        "    sys.modules[name] = None  # `import name` raises ImportError, as when it is not installed\n"
+        "from sray_transpiler.cli.main import main\n"
+        "assert main(['generate', sys.argv[1], '--out', sys.argv[2]]) == 0\n"
+        "assert main(['build', sys.argv[1], '--target', 'lambda', '--out', sys.argv[2]]) == 2\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script, str(ROOT / "examples" / "alpha.py"), str(tmp_path / "crate")],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "needs the `lambda` extra" in proc.stderr and "serverless_ray[lambda]" in proc.stderr

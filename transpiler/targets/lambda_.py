@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..backend.rust import CrateBin, CratePart
 from ..config import Config
-from ..toolchain.lambda_zip import build_lambda_zip_of_crate
+from ..toolchain.crate import ToolchainError
 from .base import Progress, Target, cargo_target_dir
 
 PART = CratePart(
@@ -19,6 +19,17 @@ PART = CratePart(
                    "The AWS Lambda executable (`sray-gen build --target lambda` zips it); one function serves "
                    "every DAG class of the file."),),
 )
+
+
+def _zipper():
+    """toolchain.lambda_zip, which needs the `lambda` extra (pyelftools, cargo-zigbuild):
+    imported when a Lambda zip is built, so that the other targets work without it."""
+    try:
+        from ..toolchain import lambda_zip
+    except ImportError as e:
+        raise ToolchainError(f"building the Lambda zip needs the `lambda` extra ({e.name} is not installed): "
+                             "python -m pip install 'serverless_ray[lambda]'") from None
+    return lambda_zip
 
 
 def build(crate: Path, config: Config, progress: Progress) -> str:
@@ -34,7 +45,7 @@ def build(crate: Path, config: Config, progress: Progress) -> str:
         else:
             progress.tool(line)
 
-    z = build_lambda_zip_of_crate(crate, config.dist, config.module_name, target=target, echo=say)
+    z = _zipper().build_lambda_zip_of_crate(crate, config.dist, config.module_name, target=target, echo=say)
     progress.detail(f"({time.perf_counter() - t1:.1f}s)")
     return f"{z} (deploy it with `sray-gen deploy`, try it with `sray-gen invoke --local`)"
 
@@ -58,4 +69,4 @@ def build_lambda_zip(file: Path, dist: Path, *, name: str | None = None, echo=No
     say = echo or (lambda *_: None)
     config = Config(file=Path(file), name=name, out=out, dist=Path(dist), install=False)
     crate = generate(config, say=say)
-    return build_lambda_zip_of_crate(crate, config.dist, config.module_name, target=target, echo=say)
+    return _zipper().build_lambda_zip_of_crate(crate, config.dist, config.module_name, target=target, echo=say)
