@@ -8,8 +8,8 @@ import sys
 from ..deploy.errors import DeployError
 from ..diagnostics import CompileError
 from ..toolchain.crate import ToolchainError
-from ..config import make_config
 from .. import targets as build_targets
+from ..config import make_config
 from . import build, check, deploy, destroy, explain, generate, graph, invoke, ops
 
 DESCRIPTION = """\
