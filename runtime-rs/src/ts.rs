@@ -1037,8 +1037,7 @@ mod tests {
     /// deque or the sorted window beyond): the comparison below is the definition.
     #[test]
     fn extremes_and_ts_rank_match_their_definitions_on_both_paths() {
-        let x = panel(3);
-        for d in [
+        let windows = [
             1,
             2,
             3,
@@ -1049,9 +1048,15 @@ mod tests {
             DIRECT_ORDER_WINDOW,
             DIRECT_ORDER_WINDOW + 1,
             80,
-        ] {
-            let on = |t, j| window(&x, t, j, d).filter(|w| w.iter().all(|v| !v.is_nan()));
-            // First occurrence of the extreme, 1-based.
+        ];
+        check_extremes_and_ts_rank(&panel(3), &windows);
+    }
+
+    /// `ts_min`/`ts_max`, `ts_argmin`/`ts_argmax` (first occurrence, 1-based) and
+    /// `ts_rank` of `x` against their definitions, for each window.
+    fn check_extremes_and_ts_rank(x: &Panel, windows: &[usize]) {
+        for &d in windows {
+            let on = |t, j| window(x, t, j, d).filter(|w| w.iter().all(|v| !v.is_nan()));
             let arg = |w: &[f64], max: bool| {
                 let mut best = 0;
                 for (k, &v) in w.iter().enumerate() {
@@ -1062,20 +1067,20 @@ mod tests {
                 best
             };
             for max in [false, true] {
-                let value = if max { ts_max(&x, d) } else { ts_min(&x, d) };
+                let value = if max { ts_max(x, d) } else { ts_min(x, d) };
                 check("ts_min/max", &value, |t, j| {
                     on(t, j).map_or(f64::NAN, |w| w[arg(&w, max)])
                 });
                 let position = if max {
-                    ts_argmax(&x, d)
+                    ts_argmax(x, d)
                 } else {
-                    ts_argmin(&x, d)
+                    ts_argmin(x, d)
                 };
                 check("ts_argmin/argmax", &position, |t, j| {
                     on(t, j).map_or(f64::NAN, |w| (arg(&w, max) + 1) as f64)
                 });
             }
-            check("ts_rank", &ts_rank(&x, d), |t, j| {
+            check("ts_rank", &ts_rank(x, d), |t, j| {
                 on(t, j).map_or(f64::NAN, |w| {
                     let v = w[d - 1];
                     let less = w.iter().filter(|&&u| u < v).count() as f64;
@@ -1543,40 +1548,6 @@ mod tests {
 
     #[test]
     fn long_window_extremes_and_ts_rank_match_their_definitions() {
-        let x = long_panel(15, 300, 10);
-        for d in LONG {
-            let on = |t, j| window(&x, t, j, d).filter(|w| w.iter().all(|v| !v.is_nan()));
-            let arg = |w: &[f64], max: bool| {
-                let mut best = 0;
-                for (k, &v) in w.iter().enumerate() {
-                    if (max && v > w[best]) || (!max && v < w[best]) {
-                        best = k;
-                    }
-                }
-                best
-            };
-            for max in [false, true] {
-                let value = if max { ts_max(&x, d) } else { ts_min(&x, d) };
-                check("ts_min/max", &value, |t, j| {
-                    on(t, j).map_or(f64::NAN, |w| w[arg(&w, max)])
-                });
-                let position = if max {
-                    ts_argmax(&x, d)
-                } else {
-                    ts_argmin(&x, d)
-                };
-                check("ts_argmin/argmax", &position, |t, j| {
-                    on(t, j).map_or(f64::NAN, |w| (arg(&w, max) + 1) as f64)
-                });
-            }
-            check("ts_rank", &ts_rank(&x, d), |t, j| {
-                on(t, j).map_or(f64::NAN, |w| {
-                    let v = w[d - 1];
-                    let less = w.iter().filter(|&&u| u < v).count() as f64;
-                    let equal = w.iter().filter(|&&u| u == v).count() as f64;
-                    (less + (equal + 1.0) / 2.0) / d as f64
-                })
-            });
-        }
+        check_extremes_and_ts_rank(&long_panel(15, 300, 10), &LONG);
     }
 }
