@@ -345,12 +345,16 @@ impl Engine {
             outcomes: (0..stale.len()).map(|_| OnceLock::new()).collect(),
             failure: Mutex::new(None),
         };
+        // The roots are picked before any runs: once one finishes, it makes dependents
+        // ready (pending 0) and spawns them itself, so a scan during the spawning would
+        // start those a second time.
+        let roots: Vec<usize> = (0..stale.len())
+            .filter(|&i| stale[i] && run.pending[i].load(Ordering::Relaxed) == 0)
+            .collect();
         rayon::scope(|s| {
-            for (i, &is_stale) in stale.iter().enumerate() {
-                if is_stale && run.pending[i].load(Ordering::Relaxed) == 0 {
-                    let run = &run;
-                    s.spawn(move |s| run.node(s, i));
-                }
+            for i in roots {
+                let run = &run;
+                s.spawn(move |s| run.node(s, i));
             }
         });
         let Run {
@@ -690,5 +694,43 @@ mod tests {
             matches!(err, Error::Compute { ref node, ref message } if node == "G" && message == "kernel exploded")
         );
         assert!(e.compute(&[5]).is_ok());
+    }
+
+    /// A root that finishes while the roots are still being spawned makes its dependents
+    /// ready; they must not be spawned a second time as roots (each stale node runs once).
+    /// Many cheap roots (spawning them takes a while) ahead of the dependents of the first
+    /// one, many times over, give that race its chance.
+    #[test]
+    fn a_node_made_ready_while_roots_are_spawned_runs_once() {
+        const ROOTS: usize = 3000;
+        const WIDE: usize = ROOTS + 300;
+        let nodes: Vec<NodeSpec> = (0..WIDE)
+            .map(|k| NodeSpec {
+                name: if k < ROOTS { "root" } else { "leaf" },
+                doc: "",
+                deps: if k < ROOTS { &[0] } else { &[1] },
+                kernel: add1,
+                public: true,
+            })
+            .collect();
+        let spec: &'static GraphSpec = Box::leak(Box::new(GraphSpec {
+            name: "Fan",
+            inputs: &["x"],
+            input_dims: &[["T", "N"]],
+            nodes: Box::leak(nodes.into_boxed_slice()),
+            levels: &[],
+        }));
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(4)
+            .build()
+            .unwrap();
+        let targets: Vec<usize> = (0..WIDE).collect();
+        for round in 0..50 {
+            let mut e = Engine::new(spec);
+            e.set_inputs(vec![(0, input(round as f64))]).unwrap();
+            let values = pool.install(|| e.compute(&targets)).unwrap();
+            assert_eq!(values[WIDE - 1][[0, 0]], round as f64 + 2.0);
+            assert!(e.stats().iter().all(|s| s.computes == 1));
+        }
     }
 }
