@@ -920,16 +920,21 @@ mod tests {
     use super::*;
     use ndarray::ShapeBuilder;
 
-    /// Columns of random values, small integers (ties), flat runs, NaN, ±inf and a C-order
-    /// panel wide enough to span several tiles.
-    fn panel(seed: u64) -> Panel {
+    /// Uniform values in [0, 1) from a seeded linear congruential generator (tests only).
+    fn uniform(seed: u64) -> impl FnMut() -> f64 {
         let mut state = seed;
-        let mut next = move || {
+        move || {
             state = state
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
             (state >> 11) as f64 / (1u64 << 53) as f64
-        };
+        }
+    }
+
+    /// Columns of random values, small integers (ties), flat runs, NaN, ±inf and a C-order
+    /// panel wide enough to span several tiles.
+    fn panel(seed: u64) -> Panel {
+        let mut next = uniform(seed);
         Array2::from_shape_fn((90, 2 * TILE + 7), |(t, n)| {
             let u = next();
             match n % 4 {
@@ -1323,13 +1328,7 @@ mod tests {
     /// (flat windows up to 70), a price level of 1e6 and a random walk at 1e4, with NaN
     /// and ±inf scattered in every column.
     fn long_panel(seed: u64, t: usize, n: usize) -> Panel {
-        let mut state = seed;
-        let mut next = move || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (state >> 11) as f64 / (1u64 << 53) as f64
-        };
+        let mut next = uniform(seed);
         let mut walk = vec![1e4; n];
         Array2::from_shape_fn((t, n), |(i, j)| {
             let u = next();
