@@ -134,15 +134,7 @@ fn decode_shape(name: &str, v: Option<&Value>) -> Outcome<Vec<usize>> {
         ))
     };
     let dims = v.and_then(Value::as_array).ok_or_else(bad)?;
-    if dims.is_empty() || dims.len() > 2 {
-        return Err(Failure::new(
-            Kind::ShapeMismatch,
-            format!(
-                "input `{name}` has {} dimensions, expected 1-D [T] or 2-D [T, N]",
-                dims.len()
-            ),
-        ));
-    }
+    check_rank(&format!("input `{name}`"), dims.len())?;
     dims.iter()
         .map(|d| d.as_u64().map(|d| d as usize).ok_or_else(bad))
         .collect()
@@ -262,6 +254,17 @@ pub fn encode_array(panel: &Panel, shape: &[usize], format: Format) -> Value {
             json!({"shape": shape, "b64": B64.encode(bytes)})
         }
     }
+}
+
+/// An input array must be 1-D (T,) or 2-D (T, N); `what` names it in the message.
+pub(crate) fn check_rank(what: &str, ndim: usize) -> Result<(), Failure> {
+    if ndim == 0 || ndim > 2 {
+        return Err(Failure::new(
+            Kind::ShapeMismatch,
+            format!("{what} has {ndim} dimensions, expected 1-D (T,) or 2-D (T, N)"),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -95,15 +95,7 @@ impl S3 {
             )
         })?;
         let shape = array.shape().to_vec();
-        if shape.is_empty() || shape.len() > 2 {
-            return Err(Failure::new(
-                Kind::ShapeMismatch,
-                format!(
-                    "input `{name}`: {uri} has {} dimensions, expected 1-D (T,) or 2-D (T, N)",
-                    shape.len()
-                ),
-            ));
-        }
+        super::request::check_rank(&format!("input `{name}`: {uri}"), shape.len())?;
         let data = if array.is_standard_layout() {
             array.into_raw_vec_and_offset().0
         } else {
