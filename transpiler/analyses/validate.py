@@ -15,7 +15,10 @@ from .graph import dependency_graph
 from .shapes import infer_dims
 
 # Methods of every generated DAG class; a node cannot take one of these names.
-RESERVED_NAMES = frozenset({"cal", "compute", "update", "stats", "nodes", "inputs", "schedule"})
+RESERVED_NAMES = frozenset({"cal", "compute", "update", "append", "lookback", "stats", "nodes", "inputs", "schedule"})
+# Keywords of the generated class's constructor besides the inputs' (`Alpha(keep=100,
+# close=...)`); an input cannot take one of these names.
+RESERVED_INPUT_NAMES = frozenset({"keep"})
 
 
 def validate(module: ir.Module, broken: dict[str, set[str]]) -> list[Diagnostic]:
@@ -23,7 +26,7 @@ def validate(module: ir.Module, broken: dict[str, set[str]]) -> list[Diagnostic]
     for dag in module.dags:
         cycles = check_cycles(dag)
         blocked = check_broken_dependencies(dag, broken.get(dag.name, set()))
-        out += cycles + blocked + check_reserved_names(dag)
+        out += cycles + blocked + check_reserved_names(dag) + check_reserved_input_names(dag)
         if not cycles and not blocked:  # else these would only add noise
             out += check_reads_an_input(dag) + infer_dims(dag)[1]
     return out
@@ -62,6 +65,19 @@ def check_reserved_names(dag: ir.Dag) -> list[Diagnostic]:
         )
         for n in dag.public_nodes
         if n.name in RESERVED_NAMES
+    ]
+
+
+def check_reserved_input_names(dag: ir.Dag) -> list[Diagnostic]:
+    return [
+        Diagnostic(
+            i.span,
+            f"input name `{i.name}` is taken by the keyword `{i.name}=` of the generated class "
+            f"(`{dag.name}({i.name}=..., ...)` sets how many rows it keeps)",
+            f"rename the input (reserved: {', '.join(sorted(RESERVED_INPUT_NAMES))})",
+        )
+        for i in dag.inputs
+        if i.name in RESERVED_INPUT_NAMES
     ]
 
 
