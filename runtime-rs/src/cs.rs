@@ -3,7 +3,7 @@
 //! parallel.
 
 use crate::layout::by_row;
-use crate::Panel;
+use crate::{Panel, View};
 
 fn mean_of(row: &[f64]) -> (f64, usize) {
     let (mut sum, mut comp, mut n) = (0.0f64, 0.0f64, 0usize);
@@ -206,7 +206,8 @@ fn rank_sorted(values: &[f64], sorted: &[u32], offset: usize, n: f64, out: &mut 
 const COUNT_IN_BUCKET: usize = 16;
 
 /// `x.rank(axis=1, pct=True)`: average ranks of ties, NaN not counted.
-pub fn rank(x: &Panel) -> Panel {
+pub fn rank<'a>(x: impl Into<View<'a>>) -> Panel {
+    let x: View<'a> = x.into();
     by_row(x, None, |row, _, out| {
         out.fill(f64::NAN);
         let Some(Buckets {
@@ -251,7 +252,8 @@ pub fn rank(x: &Panel) -> Panel {
 }
 
 /// `x.div(x.abs().sum(axis=1), axis=0) * a`.
-pub fn scale(x: &Panel, a: f64) -> Panel {
+pub fn scale<'a>(x: impl Into<View<'a>>, a: f64) -> Panel {
+    let x: View<'a> = x.into();
     by_row(x, None, |row, _, out| {
         let total: f64 = row.iter().filter(|v| !v.is_nan()).map(|v| v.abs()).sum();
         for (o, &v) in out.iter_mut().zip(row) {
@@ -261,7 +263,8 @@ pub fn scale(x: &Panel, a: f64) -> Panel {
 }
 
 /// `x.sub(x.mean(axis=1), axis=0)`.
-pub fn demean(x: &Panel) -> Panel {
+pub fn demean<'a>(x: impl Into<View<'a>>) -> Panel {
+    let x: View<'a> = x.into();
     by_row(x, None, |row, _, out| {
         let (mean, _) = mean_of(row);
         for (o, &v) in out.iter_mut().zip(row) {
@@ -271,7 +274,8 @@ pub fn demean(x: &Panel) -> Panel {
 }
 
 /// `x.sub(x.mean(axis=1), axis=0).div(x.std(axis=1), axis=0)` (ddof=1).
-pub fn zscore(x: &Panel) -> Panel {
+pub fn zscore<'a>(x: impl Into<View<'a>>) -> Panel {
+    let x: View<'a> = x.into();
     by_row(x, None, |row, _, out| {
         let (mean, n) = mean_of(row);
         let std = std_of(row, mean, n);
@@ -284,7 +288,9 @@ pub fn zscore(x: &Panel) -> Panel {
 /// `x` minus the mean of `x` over the assets of the same group, row by row. `g` holds the
 /// group label of every cell (a per-asset label vector broadcast over time); a NaN label
 /// gives NaN.
-pub fn indneutralize(x: &Panel, g: &Panel) -> Panel {
+pub fn indneutralize<'a>(x: impl Into<View<'a>>, g: impl Into<View<'a>>) -> Panel {
+    let x: View<'a> = x.into();
+    let g: View<'a> = g.into();
     assert_eq!(
         x.dim(),
         g.dim(),

@@ -13,19 +13,38 @@
 //! - early cutoff: a recomputed value that is bitwise equal to the old one keeps the old
 //!   `changed_at`, so its dependents are re-verified instead of recomputed.
 //!
+//! Along time, values also grow ([`Engine::append`]): rows added to the time-indexed
+//! inputs (row dim "T") change them without replacing any row they had, which each value
+//! records apart (`replaced_at` is the revision its existing rows last changed). A node
+//! whose dependencies only grew since it was verified computes only its new rows: its
+//! kernel gets the last rows of its dependencies, from its `lookback` rows before the
+//! first new one (kernels are row-local: a row's value is a bit-exact function of those
+//! rows, docs/ops.md), and the rows are appended to its value (amortized growth). Rows
+//! are indexed absolutely (row 0 is the first row of the series), so that a bounded
+//! stream ([`Engine::set_keep`]) can drop old rows: a node whose dependencies no longer
+//! hold the rows it would read recomputes over the rows they hold and keeps only the
+//! rows that those determine exactly.
+//!
 //! Scheduling is by in-degree: each stale node waits for a counter of its stale
 //! dependencies to reach zero, then runs as a rayon task; independent nodes run at once.
 
 use crate::error::{shape_str, Error, Result};
 use crate::kernels::bitwise_eq;
-use crate::Panel;
+use crate::{Panel, View};
+use ndarray::{s, Axis};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
-/// A node kernel: reads its dependencies' values in the order of [`NodeSpec::deps`].
-pub type Kernel = fn(&[&Panel]) -> Panel;
+/// A node kernel: reads its dependencies' values in the order of [`NodeSpec::deps`] and
+/// computes the last `rows` rows of the node (see `sray_transpiler.backend.lower`). A
+/// time-indexed dependency holds the node's [`NodeSpec::lookback`] rows before those
+/// (fewer at the start of the series); the result holds at least the last `rows` rows.
+pub type Kernel = fn(&[View<'_>], usize) -> Panel;
+
+/// The name of the time dim: values whose rows are "T" grow by [`Engine::append`].
+pub const TIME_DIM: &str = "T";
 
 /// One node of a DAG, as generated.
 pub struct NodeSpec {
@@ -39,6 +58,10 @@ pub struct NodeSpec {
     /// Whether users may ask for it by name; private nodes (`_name` in the source, or
     /// shared by the optimizer) are computed only for the nodes that read them.
     pub public: bool,
+    /// Its rows are time ("T"): appends add rows to it.
+    pub timed: bool,
+    /// Rows of its time-indexed dependencies before an output row that its kernel reads.
+    pub lookback: usize,
 }
 
 /// A whole DAG, as generated: the static schedule.
@@ -92,6 +115,57 @@ impl GraphSpec {
                 known: Self::known(self.inputs.iter().copied()),
             })
     }
+
+    /// Whether input `i`'s rows are time.
+    pub fn input_timed(&self, i: usize) -> bool {
+        self.input_dims[i][0] == TIME_DIM
+    }
+
+    /// Whether a slot (input or node) holds time-indexed rows.
+    fn slot_timed(&self, slot: usize) -> bool {
+        match slot.checked_sub(self.inputs.len()) {
+            None => self.input_timed(slot),
+            Some(j) => self.nodes[j].timed,
+        }
+    }
+
+    /// Per node, the rows of the DAG's inputs before an output row that it depends on:
+    /// its kernel's lookback added along the longest path.
+    pub fn total_lookbacks(&self) -> Vec<usize> {
+        let n_in = self.inputs.len();
+        let mut total: Vec<usize> = Vec::with_capacity(self.nodes.len());
+        for node in self.nodes {
+            let upstream = node
+                .deps
+                .iter()
+                .filter(|&&d| self.slot_timed(d))
+                .map(|&d| d.checked_sub(n_in).map_or(0, |j| total[j]))
+                .max();
+            total.push(match (node.timed, upstream) {
+                (true, Some(up)) => up + node.lookback,
+                _ => 0,
+            });
+        }
+        total
+    }
+
+    /// Why rows cannot be appended to this DAG's inputs, if they cannot.
+    pub fn append_blocker(&self) -> Option<String> {
+        if let Some(i) = (0..self.inputs.len()).find(|&i| self.input_dims[i][1] == TIME_DIM) {
+            let [r, c] = self.input_dims[i];
+            return Some(format!(
+                "input `{}` has dims ({r}, {c}): time is its columns, and append adds rows",
+                self.inputs[i]
+            ));
+        }
+        if !(0..self.inputs.len()).any(|i| self.input_timed(i)) {
+            return Some(format!(
+                "no input of DAG `{}` has time ({TIME_DIM}) as its rows",
+                self.name
+            ));
+        }
+        None
+    }
 }
 
 /// What the engine has done for one node.
@@ -103,9 +177,12 @@ pub struct NodeStats {
     pub cutoffs: u64,
     /// Total wall time spent in the kernel.
     pub seconds: f64,
+    /// Rows the kernel computed, over all its runs (all of them for a full compute, the
+    /// new ones after an append).
+    pub rows: u64,
 }
 
-/// An input value as handed to [`Engine::set_inputs`].
+/// An input value as handed to [`Engine::set_inputs`] or [`Engine::append`].
 pub struct InputValue {
     pub panel: Panel,
     /// The shape as the caller gave it, for messages and for the shape of outputs:
@@ -117,18 +194,26 @@ struct InputSlot {
     value: Arc<Panel>,
     given_shape: Vec<usize>,
     changed_at: u64,
+    /// The revision its rows were last replaced (appends add rows, replacing none).
+    replaced_at: u64,
 }
 
 struct Cached {
     value: Arc<Panel>,
     changed_at: u64,
+    replaced_at: u64,
     verified_at: u64,
+    /// The absolute row of the value's first row (0 unless old rows were dropped).
+    first: u64,
 }
 
 struct Outcome {
     value: Arc<Panel>,
     changed_at: u64,
-    seconds: Option<f64>,
+    replaced_at: u64,
+    first: u64,
+    /// Kernel seconds and rows computed, when the kernel ran.
+    ran: Option<(f64, u64)>,
     cutoff: bool,
 }
 
@@ -140,6 +225,29 @@ pub struct Engine {
     dependents: Vec<Vec<usize>>,
     revision: u64,
     stats: Vec<NodeStats>,
+    /// The absolute row of the time-indexed inputs' first row.
+    origin: u64,
+    /// A bounded stream keeps this many rows (see [`Engine::set_keep`]).
+    keep: Option<usize>,
+    total_lookback: Vec<usize>,
+}
+
+/// The rows `value` (whose first row is absolute row `first`) holds from absolute row
+/// `from` on.
+fn rows_from(value: &Panel, first: u64, from: u64) -> View<'_> {
+    value.slice(s![(from - first) as usize.., ..])
+}
+
+/// `value` cut to its last `rows` rows, into a buffer of its own (the one it had would
+/// keep the dropped rows' memory).
+fn keep_last(value: Arc<Panel>, rows: usize) -> Arc<Panel> {
+    let t = value.nrows();
+    let tail = value.slice(s![t - rows.min(t).., ..]);
+    let mut buffer = crate::pool::take(tail.len());
+    buffer.extend(tail.iter().copied());
+    let cut = Panel::from_shape_vec(tail.dim(), buffer).expect("as many values as the tail");
+    crate::pool::recycle(value);
+    Arc::new(cut)
 }
 
 impl Engine {
@@ -160,6 +268,9 @@ impl Engine {
             dependents,
             revision: 1,
             stats: vec![NodeStats::default(); spec.nodes.len()],
+            origin: 0,
+            keep: None,
+            total_lookback: spec.total_lookbacks(),
         }
     }
 
@@ -171,6 +282,40 @@ impl Engine {
         &self.stats
     }
 
+    /// A node's total lookback: rows of the inputs before a row that its value reads.
+    pub fn lookback(&self, node: usize) -> usize {
+        self.total_lookback[node]
+    }
+
+    /// Makes this engine a bounded stream: time-indexed values keep only their last rows
+    /// (at least `rows` plus the DAG's largest lookback, so that every node's last `rows`
+    /// rows stay exact; up to twice that between two cuts, which copy the rows kept), and
+    /// a node's value shows its last `rows` rows ([`Engine::visible_rows`]). `None`: keep
+    /// everything.
+    pub fn set_keep(&mut self, rows: Option<usize>) {
+        self.keep = rows.map(|r| r.max(1));
+        self.trim_inputs();
+    }
+
+    pub fn keep(&self) -> Option<usize> {
+        self.keep
+    }
+
+    /// Rows kept of each time-indexed value in a bounded stream, after a cut.
+    fn kept_rows(&self) -> Option<usize> {
+        let largest = self.total_lookback.iter().copied().max().unwrap_or(0);
+        self.keep.map(|k| k + largest)
+    }
+
+    /// How many of a node's last rows are its value as users see it: all of them, or
+    /// the last `keep` of a time-indexed node in a bounded stream.
+    pub fn visible_rows(&self, node: usize, value: &Panel) -> usize {
+        match self.keep {
+            Some(k) if self.spec.nodes[node].timed => value.nrows().min(k),
+            _ => value.nrows(),
+        }
+    }
+
     /// Whether values are handed out 1-D: every input set so far was given 1-D (a (T,)
     /// array, held as a (T, 1) panel). `None` before any input is set.
     pub fn one_d(&self) -> Option<bool> {
@@ -179,17 +324,19 @@ impl Engine {
         Some(given.all(|s| s.given_shape.len() == 1))
     }
 
-    /// The shape a value is handed out in: `[T]` for a single-column value when every
-    /// input was given 1-D (see [`Engine::one_d`]), else its 2-D shape.
-    pub fn output_shape(&self, value: &Panel) -> Vec<usize> {
+    /// The shape a value (or `rows` rows of it) is handed out in: `[rows]` for a
+    /// single-column value when every input was given 1-D (see [`Engine::one_d`]), else
+    /// `[rows, columns]`.
+    pub fn output_shape(&self, value: &Panel, rows: usize) -> Vec<usize> {
         if self.one_d() == Some(true) && value.ncols() == 1 {
-            vec![value.nrows()]
+            vec![rows]
         } else {
-            value.shape().to_vec()
+            vec![rows, value.ncols()]
         }
     }
 
-    /// The shape each input was given, by input index (`None` for an input not set).
+    /// The shape each input was given, by input index (`None` for an input not set); the
+    /// rows of a time-indexed input count what appends added (and a bounded stream kept).
     pub fn input_shapes(&self) -> Vec<Option<&[usize]>> {
         self.inputs
             .iter()
@@ -197,11 +344,25 @@ impl Engine {
             .collect()
     }
 
+    /// Rows of the time-indexed inputs (they agree), if any is set.
+    fn timed_rows(&self) -> Option<usize> {
+        (0..self.inputs.len())
+            .filter(|&i| self.spec.input_timed(i))
+            .find_map(|i| self.inputs[i].as_ref().map(|s| s.value.nrows()))
+    }
+
+    /// The absolute row after the last row of the time-indexed inputs.
+    fn end_row(&self) -> u64 {
+        self.origin + self.timed_rows().unwrap_or(0) as u64
+    }
+
     /// Sets several inputs at once. Either all are applied or, on a shape error, none.
     /// An input set to a value bitwise equal to its current one counts as unchanged.
+    /// Setting time-indexed inputs to a different number of rows starts a new series.
     pub fn set_inputs(&mut self, batch: Vec<(usize, InputValue)>) -> Result<()> {
         self.check_dims(&batch)?;
         let next = self.revision + 1;
+        let rows_before = self.timed_rows();
         let mut changed = false;
         for (i, v) in batch {
             let same = self.inputs[i]
@@ -215,6 +376,7 @@ impl Engine {
                 value: Arc::new(v.panel),
                 given_shape: v.given_shape,
                 changed_at: next,
+                replaced_at: next,
             });
             if let Some(old) = old {
                 crate::pool::recycle(old.value);
@@ -223,7 +385,121 @@ impl Engine {
         if changed {
             self.revision = next;
         }
+        if self.timed_rows() != rows_before {
+            self.origin = 0;
+        }
+        self.trim_inputs();
         Ok(())
+    }
+
+    /// Adds rows to every time-indexed input at once (`batch`: each one's new rows, `k`
+    /// rows of the same columns for all). Checked whole first: on an error nothing
+    /// changes. When no time-indexed input is set yet, the rows start the series.
+    pub fn append(&mut self, batch: Vec<(usize, InputValue)>) -> Result<()> {
+        let spec = self.spec;
+        if let Some(&(i, _)) = batch.iter().find(|(i, _)| !spec.input_timed(*i)) {
+            let [r, c] = spec.input_dims[i];
+            return Err(Error::NotAppendable {
+                input: spec.inputs[i].to_string(),
+                reason: format!("its dims are ({r}, {c}), its rows are not time ({TIME_DIM})"),
+            });
+        }
+        if let Some(reason) = spec.append_blocker() {
+            let i = batch.first().map_or(0, |b| b.0);
+            return Err(Error::NotAppendable {
+                input: spec.inputs[i].to_string(),
+                reason,
+            });
+        }
+        if let Some(i) = (0..spec.inputs.len())
+            .find(|&i| spec.input_timed(i) && !batch.iter().any(|(j, _)| *j == i))
+        {
+            return Err(Error::MissingRows {
+                dag: spec.name.to_string(),
+                input: spec.inputs[i].to_string(),
+            });
+        }
+        let mut sorted: Vec<&(usize, InputValue)> = batch.iter().collect();
+        sorted.sort_by_key(|b| b.0);
+        let k = sorted[0].1.panel.nrows();
+        for (i, v) in sorted.iter().map(|b| (b.0, &b.1)) {
+            let rows = v.panel.nrows();
+            if rows == 0 || rows != k {
+                return Err(Error::Shape {
+                    input: spec.inputs[i].to_string(),
+                    expected: if rows == 0 {
+                        "at least one row to append".to_string()
+                    } else {
+                        format!(
+                            "{k} rows, as many as `{}` is given",
+                            spec.inputs[sorted[0].0]
+                        )
+                    },
+                    actual: shape_str(&v.given_shape),
+                });
+            }
+        }
+        if self.timed_rows().is_none() {
+            return self.set_inputs(batch);
+        }
+        for &(i, ref v) in &batch {
+            let Some(slot) = self.inputs[i].as_ref() else {
+                return Err(Error::MissingRows {
+                    dag: spec.name.to_string(),
+                    input: spec.inputs[i].to_string(),
+                });
+            };
+            if v.panel.ncols() != slot.value.ncols() {
+                let expected = if slot.given_shape.len() == 1 {
+                    "(k,) rows or one number, as the input was given 1-D".to_string()
+                } else {
+                    format!(
+                        "(k, {0}) rows or one row of shape ({0},), as the input has {0} columns",
+                        slot.value.ncols()
+                    )
+                };
+                return Err(Error::Shape {
+                    input: spec.inputs[i].to_string(),
+                    expected,
+                    actual: shape_str(&v.given_shape),
+                });
+            }
+        }
+        let next = self.revision + 1;
+        for (i, v) in batch {
+            let slot = self.inputs[i].as_mut().expect("checked above");
+            Arc::make_mut(&mut slot.value)
+                .append(Axis(0), v.panel.view())
+                .expect("columns checked above");
+            crate::pool::give_panel(v.panel);
+            slot.given_shape[0] += k;
+            slot.changed_at = next;
+        }
+        self.revision = next;
+        self.trim_inputs();
+        Ok(())
+    }
+
+    /// In a bounded stream, cuts the time-indexed inputs to their last kept rows once
+    /// they hold twice as many (amortized: a cut copies the rows kept).
+    fn trim_inputs(&mut self) {
+        let (Some(kept), Some(rows)) = (self.kept_rows(), self.timed_rows()) else {
+            return;
+        };
+        if rows <= 2 * kept {
+            return;
+        }
+        for i in 0..self.inputs.len() {
+            if !self.spec.input_timed(i) {
+                continue;
+            }
+            if let Some(slot) = self.inputs[i].as_mut() {
+                let value = std::mem::replace(&mut slot.value, Arc::new(Panel::zeros((0, 0))));
+                slot.value = keep_last(value, kept);
+                slot.given_shape[0] = kept;
+            }
+        }
+        self.origin += (rows - kept) as u64;
     }
 
     /// Checks that the inputs `batch` sets and those it keeps agree on the size of every
@@ -338,10 +614,18 @@ impl Engine {
                 AtomicUsize::new(n)
             })
             .collect();
+        // A stale node's old value goes to its own task (which may grow it in place);
+        // its dependents read the outcome instead.
+        let previous: Vec<Mutex<Option<Cached>>> = (0..stale.len())
+            .map(|i| Mutex::new(if stale[i] { self.nodes[i].take() } else { None }))
+            .collect();
+        let end = self.end_row();
         let run = Run {
             engine: self,
             stale,
             pending,
+            previous,
+            end,
             outcomes: (0..stale.len()).map(|_| OnceLock::new()).collect(),
             failure: Mutex::new(None),
         };
@@ -358,27 +642,43 @@ impl Engine {
             }
         });
         let Run {
-            outcomes, failure, ..
+            outcomes,
+            previous,
+            failure,
+            ..
         } = run;
         let revision = self.revision;
-        for (i, outcome) in outcomes.into_iter().enumerate() {
+        let kept = self.kept_rows();
+        for (i, (outcome, previous)) in outcomes.into_iter().zip(previous).enumerate() {
             let Some(o) = outcome.into_inner() else {
+                if stale[i] {
+                    // Not run (it or a dependency failed): it keeps its old value, unverified.
+                    self.nodes[i] = previous.into_inner().unwrap_or_else(|e| e.into_inner());
+                }
                 continue;
             };
-            if let Some(seconds) = o.seconds {
+            if let Some((seconds, rows)) = o.ran {
                 let st = &mut self.stats[i];
                 st.computes += 1;
                 st.seconds += seconds;
+                st.rows += rows;
                 st.cutoffs += u64::from(o.cutoff);
             }
-            let old = self.nodes[i].replace(Cached {
-                value: o.value,
-                changed_at: o.changed_at,
-                verified_at: revision,
-            });
-            if let Some(old) = old {
-                crate::pool::recycle(old.value); // kept if a cutoff still shares it
+            let (mut value, mut first) = (o.value, o.first);
+            if let Some(kept) = kept.filter(|_| self.spec.nodes[i].timed) {
+                let rows = value.nrows();
+                if rows > 2 * kept {
+                    value = keep_last(value, kept);
+                    first += (rows - kept) as u64;
+                }
             }
+            self.nodes[i] = Some(Cached {
+                value,
+                changed_at: o.changed_at,
+                replaced_at: o.replaced_at,
+                verified_at: revision,
+                first,
+            });
         }
         match failure.into_inner().unwrap_or_else(|e| e.into_inner()) {
             Some(err) => Err(err),
@@ -396,88 +696,245 @@ impl Drop for Engine {
     }
 }
 
+/// A dependency's value as one run sees it.
+struct Dep<'r> {
+    value: &'r Arc<Panel>,
+    changed_at: u64,
+    replaced_at: u64,
+    /// Absolute row of its first row (time-indexed values).
+    first: u64,
+    timed: bool,
+}
+
 /// The shared state of one scheduling run.
 struct Run<'a> {
     engine: &'a Engine,
     stale: &'a [bool],
     /// Stale dependencies not yet finished, per node.
     pending: Vec<AtomicUsize>,
+    /// The old value of each stale node, for its own task to take.
+    previous: Vec<Mutex<Option<Cached>>>,
+    /// The absolute row after the last row of the time-indexed inputs.
+    end: u64,
     outcomes: Vec<OnceLock<Outcome>>,
     failure: Mutex<Option<Error>>,
 }
 
 impl<'a> Run<'a> {
-    /// Value and `changed_at` of a slot as seen by this run.
-    fn slot(&self, slot: usize) -> (&Arc<Panel>, u64) {
+    /// A slot's value as seen by this run.
+    fn slot(&self, slot: usize) -> Dep<'_> {
         let e = self.engine;
         let n_in = e.inputs.len();
+        let timed = e.spec.slot_timed(slot);
         if slot < n_in {
             let s = e.inputs[slot]
                 .as_ref()
                 .expect("inputs checked before the run");
-            return (&s.value, s.changed_at);
+            return Dep {
+                value: &s.value,
+                changed_at: s.changed_at,
+                replaced_at: s.replaced_at,
+                first: e.origin,
+                timed,
+            };
         }
         let j = slot - n_in;
         if self.stale[j] {
             let o = self.outcomes[j]
                 .get()
                 .expect("dependency finished before dependent");
-            (&o.value, o.changed_at)
+            Dep {
+                value: &o.value,
+                changed_at: o.changed_at,
+                replaced_at: o.replaced_at,
+                first: o.first,
+                timed,
+            }
         } else {
             let c = e.nodes[j].as_ref().expect("fresh nodes are cached");
-            (&c.value, c.changed_at)
+            Dep {
+                value: &c.value,
+                changed_at: c.changed_at,
+                replaced_at: c.replaced_at,
+                first: c.first,
+                timed,
+            }
         }
+    }
+
+    /// Runs a kernel, turning a panic into the run's failure (`None`).
+    fn kernel(&self, i: usize, args: &[View<'_>], rows: usize) -> Option<(Panel, f64)> {
+        let spec = &self.engine.spec.nodes[i];
+        let start = Instant::now();
+        let result = catch_unwind(AssertUnwindSafe(|| (spec.kernel)(args, rows)));
+        let seconds = start.elapsed().as_secs_f64();
+        match result {
+            Ok(v) => Some((v, seconds)),
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "the kernel panicked".to_string());
+                let mut failure = self.failure.lock().unwrap_or_else(|e| e.into_inner());
+                failure.get_or_insert(Error::Compute {
+                    node: spec.name.to_string(),
+                    message,
+                });
+                None
+            }
+        }
+    }
+
+    /// The node's new value, or `None` when its kernel failed (its old value then goes
+    /// back to `previous`, for the run to keep).
+    fn outcome(&self, i: usize, cached: Option<Cached>, deps: &[Dep<'_>]) -> Option<Outcome> {
+        let must_run = cached
+            .as_ref()
+            .is_none_or(|c| deps.iter().any(|d| d.changed_at > c.verified_at));
+        match cached {
+            Some(c) if !must_run => Some(Outcome {
+                value: c.value,
+                changed_at: c.changed_at,
+                replaced_at: c.replaced_at,
+                first: c.first,
+                ran: None,
+                cutoff: false,
+            }),
+            Some(c) if self.grown_only(i, &c, deps) => self.new_rows(i, c, deps),
+            cached => self.recompute(i, cached, deps),
+        }
+    }
+
+    /// Absolute row from which every time-indexed dependency of node `i` has rows (`None`
+    /// when the node is not time-indexed).
+    fn common_first(&self, i: usize, deps: &[Dep<'_>]) -> Option<u64> {
+        let spec = &self.engine.spec.nodes[i];
+        spec.timed
+            .then(|| deps.iter().filter(|d| d.timed).map(|d| d.first).max())
+            .flatten()
+    }
+
+    /// Whether node `i` needs only new rows: it is time-indexed, its dependencies grew
+    /// without replacing a row since it was verified, and they still hold the rows its new
+    /// rows read (`lookback` rows before the first of them, or the series start).
+    fn grown_only(&self, i: usize, c: &Cached, deps: &[Dep<'_>]) -> bool {
+        let Some(common) = self.common_first(i, deps) else {
+            return false;
+        };
+        let from = c.first + c.value.nrows() as u64;
+        let reach = from.saturating_sub(self.engine.spec.nodes[i].lookback as u64);
+        deps.iter().all(|d| d.replaced_at <= c.verified_at) && from <= self.end && common <= reach
+    }
+
+    /// Computes node `i`'s rows after those it holds and appends them to its value.
+    fn new_rows(&self, i: usize, c: Cached, deps: &[Dep<'_>]) -> Option<Outcome> {
+        let from = c.first + c.value.nrows() as u64;
+        let reach = from.saturating_sub(self.engine.spec.nodes[i].lookback as u64);
+        let args: Vec<View<'_>> = deps
+            .iter()
+            .map(|d| {
+                if d.timed {
+                    rows_from(d.value, d.first, reach)
+                } else {
+                    d.value.view()
+                }
+            })
+            .collect();
+        let rows = (self.end - from) as usize;
+        let Some((new, seconds)) = self.kernel(i, &args, rows) else {
+            *self.previous[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(c);
+            return None;
+        };
+        let mut value = c.value;
+        let t = new.nrows();
+        Arc::make_mut(&mut value)
+            .append(Axis(0), new.slice(s![t - rows.min(t).., ..]))
+            .expect("the kernel keeps the node's columns");
+        crate::pool::give_panel(new);
+        Some(Outcome {
+            value,
+            changed_at: self.engine.revision,
+            replaced_at: c.replaced_at,
+            first: c.first,
+            ran: Some((seconds, rows as u64)),
+            cutoff: false,
+        })
+    }
+
+    /// Computes node `i` over every row its dependencies hold. After dropped rows (a
+    /// bounded stream), its first `lookback` rows would read rows that are gone: it keeps
+    /// the rest. Early cutoff: a value bitwise equal to the cached one keeps its revisions.
+    fn recompute(&self, i: usize, cached: Option<Cached>, deps: &[Dep<'_>]) -> Option<Outcome> {
+        let e = self.engine;
+        let spec = &e.spec.nodes[i];
+        let common = self.common_first(i, deps);
+        let start = common.unwrap_or(0);
+        let args: Vec<View<'_>> = deps
+            .iter()
+            .map(|d| match common {
+                Some(_) if d.timed => rows_from(d.value, d.first, start),
+                _ => d.value.view(),
+            })
+            .collect();
+        let rows = match common {
+            Some(start) => (self.end - start) as usize,
+            None => args.first().map_or(0, |a| a.nrows()),
+        };
+        let Some((mut new, seconds)) = self.kernel(i, &args, rows) else {
+            *self.previous[i].lock().unwrap_or_else(|e| e.into_inner()) = cached;
+            return None;
+        };
+        let mut first = 0;
+        if common.is_some() {
+            let unknown = if start > 0 { spec.lookback } else { 0 };
+            let keep = rows.saturating_sub(unknown);
+            let t = new.nrows();
+            if t != keep {
+                let cut = new.slice(s![t - keep.min(t).., ..]).to_owned();
+                crate::pool::give_panel(std::mem::replace(&mut new, cut));
+            }
+            first = self.end - new.nrows() as u64;
+        }
+        let ran = Some((seconds, rows as u64));
+        Some(match cached {
+            Some(c) if c.first == first && bitwise_eq(&c.value, &new) => {
+                crate::pool::give_panel(new);
+                Outcome {
+                    value: c.value,
+                    changed_at: c.changed_at,
+                    replaced_at: c.replaced_at,
+                    first,
+                    ran,
+                    cutoff: true,
+                }
+            }
+            previous => {
+                if let Some(p) = previous {
+                    crate::pool::recycle(p.value);
+                }
+                Outcome {
+                    value: Arc::new(new),
+                    changed_at: e.revision,
+                    replaced_at: e.revision,
+                    first,
+                    ran,
+                    cutoff: false,
+                }
+            }
+        })
     }
 
     fn node<'s>(&'s self, scope: &rayon::Scope<'s>, i: usize) {
         let e = self.engine;
         let spec = &e.spec.nodes[i];
-        let cached = e.nodes[i].as_ref();
-        let deps: Vec<(&Arc<Panel>, u64)> = spec.deps.iter().map(|&d| self.slot(d)).collect();
-        let must_run = cached.is_none_or(|c| deps.iter().any(|&(_, at)| at > c.verified_at));
-        let outcome = if must_run {
-            let args: Vec<&Panel> = deps.iter().map(|(v, _)| v.as_ref()).collect();
-            let start = Instant::now();
-            let result = catch_unwind(AssertUnwindSafe(|| (spec.kernel)(&args)));
-            let seconds = start.elapsed().as_secs_f64();
-            let new = match result {
-                Ok(v) => v,
-                Err(panic) => {
-                    let message = panic
-                        .downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "the kernel panicked".to_string());
-                    let mut failure = self.failure.lock().unwrap_or_else(|e| e.into_inner());
-                    failure.get_or_insert(Error::Compute {
-                        node: spec.name.to_string(),
-                        message,
-                    });
-                    return; // dependents never become ready
-                }
-            };
-            match cached {
-                Some(c) if bitwise_eq(&c.value, &new) => Outcome {
-                    value: c.value.clone(),
-                    changed_at: c.changed_at,
-                    seconds: Some(seconds),
-                    cutoff: true,
-                },
-                _ => Outcome {
-                    value: Arc::new(new),
-                    changed_at: e.revision,
-                    seconds: Some(seconds),
-                    cutoff: false,
-                },
-            }
-        } else {
-            let c = cached.expect("must_run when nothing is cached");
-            Outcome {
-                value: c.value.clone(),
-                changed_at: c.changed_at,
-                seconds: None,
-                cutoff: false,
-            }
+        let cached = self.previous[i]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let deps: Vec<Dep<'_>> = spec.deps.iter().map(|&d| self.slot(d)).collect();
+        let Some(outcome) = self.outcome(i, cached, &deps) else {
+            return; // dependents never become ready
         };
         if self.outcomes[i].set(outcome).is_err() {
             unreachable!("each stale node runs once");
@@ -496,16 +953,16 @@ mod tests {
     use crate::kernels::map;
     use ndarray::Array2;
 
-    fn add1(a: &[&Panel]) -> Panel {
+    fn add1(a: &[View<'_>], _rows: usize) -> Panel {
         map([a[0]], |[x]| x + 1.0)
     }
-    fn sum2(a: &[&Panel]) -> Panel {
+    fn sum2(a: &[View<'_>], _rows: usize) -> Panel {
         map([a[0], a[1]], |[x, y]| x + y)
     }
-    fn sign0(a: &[&Panel]) -> Panel {
+    fn sign0(a: &[View<'_>], _rows: usize) -> Panel {
         map([a[0]], |[x]| if x > 0.0 { 1.0 } else { 0.0 })
     }
-    fn boom(_: &[&Panel]) -> Panel {
+    fn boom(_: &[View<'_>], _rows: usize) -> Panel {
         panic!("kernel exploded")
     }
 
@@ -522,6 +979,8 @@ mod tests {
                 deps: &[0],
                 kernel: add1,
                 public: true,
+                timed: true,
+                lookback: 0,
             },
             NodeSpec {
                 name: "B",
@@ -529,6 +988,8 @@ mod tests {
                 deps: &[2],
                 kernel: add1,
                 public: true,
+                timed: true,
+                lookback: 0,
             },
             NodeSpec {
                 name: "C",
@@ -536,6 +997,8 @@ mod tests {
                 deps: &[3],
                 kernel: add1,
                 public: true,
+                timed: true,
+                lookback: 0,
             },
             NodeSpec {
                 name: "D",
@@ -543,6 +1006,8 @@ mod tests {
                 deps: &[1],
                 kernel: sign0,
                 public: true,
+                timed: true,
+                lookback: 0,
             },
             NodeSpec {
                 name: "E",
@@ -550,6 +1015,8 @@ mod tests {
                 deps: &[5],
                 kernel: add1,
                 public: true,
+                timed: true,
+                lookback: 0,
             },
             NodeSpec {
                 name: "F",
@@ -557,6 +1024,8 @@ mod tests {
                 deps: &[4, 6],
                 kernel: sum2,
                 public: true,
+                timed: true,
+                lookback: 0,
             },
             NodeSpec {
                 name: "G",
@@ -564,6 +1033,8 @@ mod tests {
                 deps: &[0],
                 kernel: boom,
                 public: true,
+                timed: true,
+                lookback: 0,
             },
         ],
         levels: &[&[0, 3, 6], &[1, 4], &[2], &[5]],
@@ -625,7 +1096,7 @@ mod tests {
     // Two independent nodes that each wait (bounded) for the other to start: they only
     // both see the other if the scheduler runs them at the same time.
     static STARTED: AtomicUsize = AtomicUsize::new(0);
-    fn rendezvous(a: &[&Panel]) -> Panel {
+    fn rendezvous(a: &[View<'_>], _rows: usize) -> Panel {
         STARTED.fetch_add(1, Ordering::SeqCst);
         let deadline = Instant::now() + std::time::Duration::from_secs(10);
         while STARTED.load(Ordering::SeqCst) < 2 && Instant::now() < deadline {
@@ -649,6 +1120,8 @@ mod tests {
                 deps: &[0],
                 kernel: rendezvous,
                 public: true,
+                timed: true,
+                lookback: 0,
             },
             NodeSpec {
                 name: "right",
@@ -656,6 +1129,8 @@ mod tests {
                 deps: &[0],
                 kernel: rendezvous,
                 public: true,
+                timed: true,
+                lookback: 0,
             },
             NodeSpec {
                 name: "both",
@@ -663,6 +1138,8 @@ mod tests {
                 deps: &[1, 2],
                 kernel: sum2,
                 public: true,
+                timed: true,
+                lookback: 0,
             },
         ],
         levels: &[&[0, 1], &[2]],
@@ -711,6 +1188,8 @@ mod tests {
                 deps: if k < ROOTS { &[0] } else { &[1] },
                 kernel: add1,
                 public: true,
+                timed: true,
+                lookback: 0,
             })
             .collect();
         let spec: &'static GraphSpec = Box::leak(Box::new(GraphSpec {

@@ -48,6 +48,17 @@ pub enum Error {
     /// An input that is not a float64 array.
     #[error("input `{input}` must be a numpy float64 array, got {actual}; convert it with np.asarray(x, dtype=np.float64)")]
     DType { input: String, actual: String },
+    /// `append` was given an input whose rows are not time: it can only be replaced.
+    #[error(
+        "input `{input}` cannot be appended to: {reason}; replace it with .update({input}=...)"
+    )]
+    NotAppendable { input: String, reason: String },
+    /// `append` was not given rows of every time-indexed input.
+    #[error(
+        "append needs new rows of every time-indexed input of DAG `{dag}` at once; \
+         `{input}` is missing"
+    )]
+    MissingRows { dag: String, input: String },
     /// A kernel panicked; the engine stays usable.
     #[error("computing node `{node}` failed: {message}")]
     Compute { node: String, message: String },

@@ -5,7 +5,7 @@
 //! closure holding the whole formula, so `(a + b) * c` allocates one output and no
 //! temporaries.
 
-use crate::Panel;
+use crate::{Panel, View};
 use ndarray::{Array2, ShapeBuilder};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
@@ -15,8 +15,8 @@ const CHUNK: usize = 1 << 15;
 
 /// True when all panels have the same shape and the same contiguous memory order, so that
 /// element `i` of each flat slice is the same (t, n) cell.
-fn same_flat_layout(args: &[&Panel]) -> bool {
-    let first = args[0];
+fn same_flat_layout(args: &[View<'_>]) -> bool {
+    let first = &args[0];
     args.iter().all(|a| {
         a.shape() == first.shape()
             && a.as_slice_memory_order().is_some()
@@ -29,13 +29,17 @@ fn same_flat_layout(args: &[&Panel]) -> bool {
 /// The output keeps the memory order (C or Fortran) of the first argument when all
 /// arguments share it; mixed layouts are first brought to C order.
 ///
+/// Arguments are `&Panel`s or [`View`]s (all of one kind).
+///
 /// # Panics
 /// If the panels differ in shape; the engine checks shapes before any kernel runs.
-pub fn map<const K: usize, F>(args: [&Panel; K], f: F) -> Panel
+pub fn map<'a, const K: usize, V, F>(args: [V; K], f: F) -> Panel
 where
+    V: Into<View<'a>>,
     F: Fn([f64; K]) -> f64 + Sync,
 {
     const { assert!(K > 0, "map needs at least one argument") };
+    let args: [View<'a>; K] = args.map(Into::into);
     if !same_flat_layout(&args) {
         let owned: Vec<Panel> = args
             .iter()
@@ -45,7 +49,7 @@ where
             owned.iter().all(|a| a.shape() == owned[0].shape()),
             "map over panels of different shapes"
         );
-        let refs: [&Panel; K] = std::array::from_fn(|k| &owned[k]);
+        let refs: [View<'_>; K] = std::array::from_fn(|k| owned[k].view());
         return map(refs, f);
     }
     let dim = args[0].raw_dim();
@@ -79,6 +83,15 @@ where
         Array2::from_shape_vec(shape, out)
     };
     result.expect("output length equals the input length")
+}
+
+/// The last `rows` rows of `x` (all of them when it has fewer): what an op of a kernel
+/// reads of an operand when the kernel computes only its node's last rows (see
+/// `engine::Kernel`).
+pub fn tail<'a>(x: impl Into<View<'a>>, rows: usize) -> View<'a> {
+    let x = x.into();
+    let t = x.nrows();
+    x.slice_move(ndarray::s![t - rows.min(t).., ..])
 }
 
 /// Bitwise equality of two panels (shape and every bit of every value, NaN payloads

@@ -12,7 +12,7 @@
 //! on a C-order panel are one contiguous slice, so the kernel loops over them across all
 //! columns at once (loops the compiler vectorizes) and rows split freely across threads.
 
-use crate::Panel;
+use crate::{Panel, View};
 use ndarray::{Array2, ArrayView2, Axis, ShapeBuilder};
 use rayon::prelude::*;
 
@@ -30,7 +30,7 @@ pub trait Rolling2: Send {
 /// Columns per task on C-order panels: enough for contiguous reads, few enough to split.
 const BLOCK: usize = 64;
 
-fn alloc_like(x: &Panel) -> Panel {
+fn alloc_like(x: View<'_>) -> Panel {
     let (t, n) = x.dim();
     let buffer = crate::pool::zeros(t * n);
     let shaped = if x.is_standard_layout() || x.ncols() <= 1 {
@@ -42,18 +42,24 @@ fn alloc_like(x: &Panel) -> Panel {
 }
 
 /// Runs one `Rolling` state per column over `x`.
-pub fn rolling<R: Rolling>(x: &Panel, make: impl Fn() -> R + Sync) -> Panel {
-    rolling_n([x], make, |state: &mut R, [v]| state.push(v))
+pub fn rolling<'a, R: Rolling>(x: impl Into<View<'a>>, make: impl Fn() -> R + Sync) -> Panel {
+    rolling_n([x.into()], make, |state: &mut R, [v]| state.push(v))
 }
 
 /// Runs one `Rolling2` state per column over the pairs of columns of `x` and `y`.
-pub fn rolling2<R: Rolling2>(x: &Panel, y: &Panel, make: impl Fn() -> R + Sync) -> Panel {
-    rolling_n([x, y], make, |state: &mut R, [a, b]| state.push(a, b))
+pub fn rolling2<'a, R: Rolling2>(
+    x: impl Into<View<'a>>,
+    y: impl Into<View<'a>>,
+    make: impl Fn() -> R + Sync,
+) -> Panel {
+    rolling_n([x.into(), y.into()], make, |state: &mut R, [a, b]| {
+        state.push(a, b)
+    })
 }
 
 /// The (t, n) shape the kernel's array arguments share (they always do: the compiler
 /// checks operand dims), asserted.
-fn same_shape<const K: usize>(args: &[&Panel; K]) -> (usize, usize) {
+fn same_shape<const K: usize>(args: &[View<'_>; K]) -> (usize, usize) {
     let dim = args[0].dim();
     assert!(
         args.iter().all(|a| a.dim() == dim),
@@ -63,7 +69,7 @@ fn same_shape<const K: usize>(args: &[&Panel; K]) -> (usize, usize) {
 }
 
 fn rolling_n<const K: usize, R: Send>(
-    args: [&Panel; K],
+    args: [View<'_>; K],
     make: impl Fn() -> R + Sync,
     step: impl Fn(&mut R, [f64; K]) -> f64 + Sync,
 ) -> Panel {
@@ -115,7 +121,7 @@ fn rolling_n<const K: usize, R: Send>(
 /// C-order slice of `d * n` values (oldest row first). Rows before the first full
 /// window are NaN. Rows run in parallel; the output is C-order.
 pub fn window_rows<const K: usize>(
-    args: [&Panel; K],
+    args: [View<'_>; K],
     d: usize,
     f: impl Fn([&[f64]; K], &mut [f64]) + Sync,
 ) -> Panel {
@@ -187,7 +193,7 @@ impl SharedOut {
 /// runs `f` on each, and writes the results back into its own columns of the output.
 /// The output is C-order.
 pub fn by_column<const K: usize>(
-    args: [&Panel; K],
+    args: [View<'_>; K],
     f: impl Fn([&[f64]; K], &mut [f64]) + Sync,
 ) -> Panel {
     by_column_block(args, |inputs, width, out| {
@@ -206,7 +212,7 @@ pub fn by_column<const K: usize>(
 /// columns, column `c` of argument `k` at `inputs[k][c * t..][..t]`, and fills column
 /// `c` of the output at `out[c * t..][..t]`.
 pub fn by_column_block<const K: usize>(
-    args: [&Panel; K],
+    args: [View<'_>; K],
     f: impl Fn([&[f64]; K], usize, &mut [f64]) + Sync,
 ) -> Panel {
     let (t, n) = same_shape(&args);
@@ -252,12 +258,12 @@ pub fn by_column_block<const K: usize>(
 /// Applies `f(row, out_row)` to every row of `x` (and of `g`, when given), in parallel.
 /// Rows are gathered into contiguous buffers when the panel is not C-order.
 pub fn by_row(
-    x: &Panel,
-    g: Option<&Panel>,
+    x: View<'_>,
+    g: Option<View<'_>>,
     f: impl Fn(&[f64], Option<&[f64]>, &mut [f64]) + Sync,
 ) -> Panel {
     let x = x.as_standard_layout();
-    let g = g.map(|g| g.as_standard_layout());
+    let g = g.as_ref().map(|g| g.as_standard_layout());
     let (t, n) = x.dim();
     par_rows(t, n, |row, out| {
         let xs = x.row(row);

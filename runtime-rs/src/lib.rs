@@ -42,3 +42,8 @@ pub use error::{Error, Result};
 
 /// Every node value: a float64 panel of shape (T, N), rows are time, columns are assets.
 pub type Panel = ndarray::Array2<f64>;
+
+/// What kernels read: a view of a panel, or of its last rows (an append computes only the
+/// new rows of a node from the rows of its inputs within the node's lookback). Kernels
+/// take `impl Into<View>`, so a `&Panel` is accepted as well.
+pub type View<'a> = ndarray::ArrayView2<'a, f64>;

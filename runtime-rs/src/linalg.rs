@@ -6,14 +6,16 @@
 //! ndarray+matrixmultiply and numpy's OpenBLAS on the same shapes (bench/RESULTS.md).
 //! Pure Rust keeps the Lambda artifact self-contained: no system BLAS to ship.
 
-use crate::Panel;
+use crate::{Panel, View};
 use faer::linalg::matmul::matmul as gemm;
 use faer::{Accum, MatMut, MatRef, Par};
 
 /// `a @ b`: (m, k) @ (k, n) -> (m, n), as `np.matmul` on float64. NaN and infinities
 /// propagate as in any BLAS; the k-sums may run in another order than numpy's, so
 /// results agree to rounding, not bitwise.
-pub fn matmul(a: &Panel, b: &Panel) -> Panel {
+pub fn matmul<'a>(a: impl Into<View<'a>>, b: impl Into<View<'a>>) -> Panel {
+    let a: View<'a> = a.into();
+    let b: View<'a> = b.into();
     assert_eq!(
         a.ncols(),
         b.nrows(),

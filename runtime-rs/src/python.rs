@@ -27,8 +27,10 @@ pub fn to_pyerr(py: Python<'_>, err: Error) -> PyErr {
         Error::UnknownNode { .. } | Error::UnknownInput { .. } => {
             ("UnknownNameError", PyLookupError::new_err)
         }
-        Error::MissingInput { .. } => ("MissingInputError", PyLookupError::new_err),
-        Error::Shape { .. } => ("ShapeError", PyValueError::new_err),
+        Error::MissingInput { .. } | Error::MissingRows { .. } => {
+            ("MissingInputError", PyLookupError::new_err)
+        }
+        Error::Shape { .. } | Error::NotAppendable { .. } => ("ShapeError", PyValueError::new_err),
         Error::DType { .. } => ("DTypeError", PyTypeError::new_err),
         Error::Compute { .. } => ("ComputeError", PyRuntimeError::new_err),
     };
@@ -201,6 +203,17 @@ fn snapshot(view: ArrayView2<'_, f64>) -> Panel {
     shaped.expect("as many values as the view")
 }
 
+/// `keep=ROWS` of a constructor: a bounded stream (see [`Engine::set_keep`]).
+pub fn set_keep(engine: &mut Engine, keep: Option<usize>) -> PyResult<()> {
+    if keep == Some(0) {
+        return Err(PyValueError::new_err(
+            "keep must be at least 1 (rows kept of each node), or None to keep every row",
+        ));
+    }
+    engine.set_keep(keep);
+    Ok(())
+}
+
 /// Sets the inputs given as keyword arguments, all or none.
 pub fn set_inputs(
     py: Python<'_>,
@@ -236,10 +249,18 @@ impl Drop for CachedValue {
     }
 }
 
-/// A read-only numpy view of a cached value: no copy, and the cache cannot be corrupted
-/// by writing to a result (`.copy()` it to modify).
-/// In the shape [`Engine::output_shape`] gives: 1-D or 2-D.
-fn to_numpy(py: Python<'_>, value: &Arc<Panel>, shape: &[usize]) -> PyResult<Py<PyAny>> {
+/// A read-only numpy view of a node's value as users see it (its last
+/// [`Engine::visible_rows`] rows): no copy, and the cache cannot be corrupted by writing
+/// to a result (`.copy()` it to modify). In the shape [`Engine::output_shape`] gives:
+/// 1-D or 2-D.
+fn to_numpy(
+    py: Python<'_>,
+    engine: &Engine,
+    node: usize,
+    value: &Arc<Panel>,
+) -> PyResult<Py<PyAny>> {
+    let rows = engine.visible_rows(node, value);
+    let shape = engine.output_shape(value, rows);
     let owner = Bound::new(
         py,
         CachedValue {
@@ -247,33 +268,66 @@ fn to_numpy(py: Python<'_>, value: &Arc<Panel>, shape: &[usize]) -> PyResult<Py<
         },
     )?
     .into_any();
+    let visible = value.slice(ndarray::s![value.nrows() - rows.., ..]);
     // SAFETY: `owner` holds an `Arc` of the panel, so the memory viewed outlives the array.
     let array = if shape.len() == 1 {
-        let column = value.index_axis(Axis(1), 0);
+        let column = visible.index_axis(Axis(1), 0);
         unsafe { PyArray1::borrow_from_array(&column, owner) }.into_any()
     } else {
-        unsafe { PyArray2::borrow_from_array(&**value, owner) }.into_any()
+        unsafe { PyArray2::borrow_from_array(&visible, owner) }.into_any()
     };
     array.getattr("flags")?.setattr("writeable", false)?;
     Ok(array.unbind())
 }
 
-/// Computes nodes (by index) with the GIL released and returns them as numpy arrays.
-pub fn compute(py: Python<'_>, engine: &mut Engine, nodes: &[usize]) -> PyResult<Vec<Py<PyAny>>> {
+/// A new numpy array holding the last `last` rows of a node's value (at most the rows
+/// users see of it): a copy of those rows only.
+fn last_rows(
+    py: Python<'_>,
+    engine: &Engine,
+    node: usize,
+    value: &Panel,
+    last: usize,
+) -> Py<PyAny> {
+    let rows = engine.visible_rows(node, value).min(last);
+    let tail = value.slice(ndarray::s![value.nrows() - rows.., ..]);
+    if engine.output_shape(value, rows).len() == 1 {
+        PyArray1::from_array(py, &tail.index_axis(Axis(1), 0))
+            .into_any()
+            .unbind()
+    } else {
+        PyArray2::from_array(py, &tail).into_any().unbind()
+    }
+}
+
+/// Computes nodes (by index) with the GIL released and returns them as numpy arrays:
+/// whole (as views), or their last `last` rows (as copies).
+pub fn compute(
+    py: Python<'_>,
+    engine: &mut Engine,
+    nodes: &[usize],
+    last: Option<usize>,
+) -> PyResult<Vec<Py<PyAny>>> {
     let values = py
         .detach(|| engine.compute(nodes))
         .map_err(|e| to_pyerr(py, e))?;
-    values
+    nodes
         .iter()
-        .map(|v| to_numpy(py, v, &engine.output_shape(v)))
+        .zip(&values)
+        .map(|(&node, v)| match last {
+            Some(k) => Ok(last_rows(py, engine, node, v, k)),
+            None => to_numpy(py, engine, node, v),
+        })
         .collect()
 }
 
-/// `compute(["f1", "f3"])`: a dict name -> array, every name checked before any work.
+/// `compute(["f1", "f3"], last=k)`: a dict name -> array, every name checked before any
+/// work.
 pub fn compute_named<'py>(
     py: Python<'py>,
     engine: &mut Engine,
     names: Vec<String>,
+    last: Option<usize>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let spec = engine.spec();
     let indices = names
@@ -281,7 +335,7 @@ pub fn compute_named<'py>(
         .map(|n| spec.node_index(n))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| to_pyerr(py, e))?;
-    let values = compute(py, engine, &indices)?;
+    let values = compute(py, engine, &indices, last)?;
     let out = PyDict::new(py);
     for (name, value) in names.iter().zip(values) {
         out.set_item(name, value)?;
@@ -289,7 +343,88 @@ pub fn compute_named<'py>(
     Ok(out)
 }
 
-/// `stats()`: {node: {"computes": n, "cutoffs": n, "seconds": s}}.
+/// One new-rows argument of `append`: `(k, N)` or one row `(N,)` for an input held 2-D,
+/// `(k,)` or one number for an input held 1-D; an input not set yet takes the rows as
+/// given (1-D or 2-D).
+fn extract_rows(
+    name: &str,
+    obj: &Bound<'_, PyAny>,
+    held: Option<&[usize]>,
+) -> Result<InputValue, Error> {
+    if let (Ok(v), Some([_])) = (obj.extract::<f64>(), held) {
+        if obj.cast::<PyUntypedArray>().is_err() {
+            return Ok(InputValue {
+                panel: Panel::from_elem((1, 1), v),
+                given_shape: vec![1],
+            });
+        }
+    }
+    let mut rows = extract_input(name, obj).or_else(|err| match err {
+        // A 0-d array: one number.
+        Error::Shape { .. } => match obj.cast::<PyArrayDyn<f64>>() {
+            Ok(a) if a.ndim() == 0 => Ok(InputValue {
+                panel: Panel::from_elem(
+                    (1, 1),
+                    a.readonly()
+                        .as_array()
+                        .iter()
+                        .copied()
+                        .next()
+                        .unwrap_or(f64::NAN),
+                ),
+                given_shape: vec![],
+            }),
+            _ => Err(err),
+        },
+        err => Err(err),
+    })?;
+    let expected = match held {
+        Some([_]) => "(k,) rows or one number, as the input was given 1-D",
+        _ => "(k, N) rows or one row of shape (N,)",
+    };
+    let shape_error = |given: &[usize]| Error::Shape {
+        input: name.to_string(),
+        expected: expected.to_string(),
+        actual: shape_str(given),
+    };
+    match (held.map(|h| h.len()), rows.given_shape.len()) {
+        // One number, for an input held 1-D or not set yet.
+        (Some(1) | None, 0) => rows.given_shape = vec![1],
+        // (k,) rows of a 1-D input, or (k, N) rows of a 2-D one.
+        (Some(1) | None, 1) | (Some(2) | None, 2) => {}
+        // One row (N,) of a 2-D input.
+        (Some(2), 1) => {
+            let n = rows.panel.nrows();
+            rows.panel = rows
+                .panel
+                .into_shape_with_order((1, n))
+                .map_err(|_| shape_error(&rows.given_shape))?;
+        }
+        _ => return Err(shape_error(&rows.given_shape)),
+    }
+    Ok(rows)
+}
+
+/// `append(**rows)`: new rows of every time-indexed input, all or nothing.
+pub fn append(
+    py: Python<'_>,
+    engine: &mut Engine,
+    rows: Option<&Bound<'_, PyDict>>,
+) -> PyResult<()> {
+    let spec = engine.spec();
+    let held = engine.input_shapes();
+    let mut batch = Vec::new();
+    for (key, value) in rows.into_iter().flat_map(|d| d.iter()) {
+        let name: String = key.extract()?;
+        let index = spec.input_index(&name).map_err(|e| to_pyerr(py, e))?;
+        let given = extract_rows(&name, &value, held[index]).map_err(|e| to_pyerr(py, e))?;
+        batch.push((index, given));
+    }
+    py.detach(|| engine.append(batch))
+        .map_err(|e| to_pyerr(py, e))
+}
+
+/// `stats()`: {node: {"computes": n, "cutoffs": n, "seconds": s, "rows": n}}.
 pub fn stats<'py>(py: Python<'py>, engine: &Engine) -> PyResult<Bound<'py, PyDict>> {
     let out = PyDict::new(py);
     for (node, st) in engine.spec().nodes.iter().zip(engine.stats()) {
@@ -297,6 +432,7 @@ pub fn stats<'py>(py: Python<'py>, engine: &Engine) -> PyResult<Bound<'py, PyDic
         d.set_item("computes", st.computes)?;
         d.set_item("cutoffs", st.cutoffs)?;
         d.set_item("seconds", st.seconds)?;
+        d.set_item("rows", st.rows)?;
         out.set_item(node.name, d)?;
     }
     Ok(out)
@@ -309,7 +445,7 @@ pub fn unknown_node(py: Python<'_>, engine: &Engine, name: &str) -> PyErr {
 
 /// One node (by index) as a numpy array.
 pub fn compute_one(py: Python<'_>, engine: &mut Engine, node: usize) -> PyResult<Py<PyAny>> {
-    Ok(compute(py, engine, &[node])?.remove(0))
+    Ok(compute(py, engine, &[node], None)?.remove(0))
 }
 
 /// `<Alpha (compiled): inputs open (100, 5), close (100, 5), high, low; nodes f1, f2>`:

@@ -29,7 +29,7 @@
 //! for sums, moments, extremes and ranks (the tests below check it).
 
 use crate::layout::{by_column, by_column_block, rolling, window_rows, Rolling};
-use crate::Panel;
+use crate::{Panel, View};
 use ndarray::{s, Array2};
 use std::collections::VecDeque;
 
@@ -403,7 +403,8 @@ fn window_len(d: usize) -> usize {
 }
 
 /// `x.shift(d)`.
-pub fn delay(x: &Panel, d: usize) -> Panel {
+pub fn delay<'a>(x: impl Into<View<'a>>, d: usize) -> Panel {
+    let x: View<'a> = x.into();
     let (t, n) = x.dim();
     let mut buffer = crate::pool::take(t * n);
     buffer.resize(t * n, f64::NAN);
@@ -415,9 +416,10 @@ pub fn delay(x: &Panel, d: usize) -> Panel {
 }
 
 /// `x - x.shift(d)`.
-pub fn delta(x: &Panel, d: usize) -> Panel {
+pub fn delta<'a>(x: impl Into<View<'a>>, d: usize) -> Panel {
+    let x: View<'a> = x.into();
     let shifted = delay(x, d);
-    let out = crate::kernels::map([x, &shifted], |[a, b]| a - b);
+    let out = crate::kernels::map([x, shifted.view()], |[a, b]| a - b);
     crate::pool::give_panel(shifted);
     out
 }
@@ -469,7 +471,8 @@ fn running_sum_column(x: &[f64], d: usize, out: &mut [f64]) {
 }
 
 /// `x.rolling(d).sum()`.
-pub fn ts_sum(x: &Panel, d: usize) -> Panel {
+pub fn ts_sum<'a>(x: impl Into<View<'a>>, d: usize) -> Panel {
+    let x: View<'a> = x.into();
     if window_len(d) <= SMALL_WINDOW {
         return window_rows([x], d, |[w], out| direct_sum(w, out));
     }
@@ -477,7 +480,8 @@ pub fn ts_sum(x: &Panel, d: usize) -> Panel {
 }
 
 /// `x.rolling(d).mean()`.
-pub fn ts_mean(x: &Panel, d: usize) -> Panel {
+pub fn ts_mean<'a>(x: impl Into<View<'a>>, d: usize) -> Panel {
+    let x: View<'a> = x.into();
     let inv = d as f64;
     if window_len(d) <= SMALL_WINDOW {
         return window_rows([x], d, |[w], out| {
@@ -680,7 +684,8 @@ fn running_moments_block<const PAIR: bool>(
 }
 
 /// `x.rolling(d).std()` (ddof=1); exactly 0 on a flat window.
-pub fn ts_std(x: &Panel, d: usize) -> Panel {
+pub fn ts_std<'a>(x: impl Into<View<'a>>, d: usize) -> Panel {
+    let x: View<'a> = x.into();
     if window_len(d) <= SMALL_WINDOW {
         if d < 2 {
             return window_rows([x], d, |_, out| out.fill(f64::NAN));
@@ -697,7 +702,7 @@ pub fn ts_std(x: &Panel, d: usize) -> Panel {
 }
 
 /// Direct covariance or correlation of short windows, with `Cov`'s rules.
-fn direct_cov(x: &Panel, y: &Panel, d: usize, correlation: bool) -> Panel {
+fn direct_cov(x: View<'_>, y: View<'_>, d: usize, correlation: bool) -> Panel {
     if d < 2 {
         return window_rows([x, y], d, |_, out| out.fill(f64::NAN));
     }
@@ -714,7 +719,9 @@ fn direct_cov(x: &Panel, y: &Panel, d: usize, correlation: bool) -> Panel {
 }
 
 /// `x.rolling(d).cov(y)` (ddof=1); exactly 0 where either window is flat.
-pub fn covariance(x: &Panel, y: &Panel, d: usize) -> Panel {
+pub fn covariance<'a>(x: impl Into<View<'a>>, y: impl Into<View<'a>>, d: usize) -> Panel {
+    let x: View<'a> = x.into();
+    let y: View<'a> = y.into();
     if window_len(d) <= SMALL_WINDOW {
         return direct_cov(x, y, d, false);
     }
@@ -724,7 +731,9 @@ pub fn covariance(x: &Panel, y: &Panel, d: usize) -> Panel {
 }
 
 /// `x.rolling(d).corr(y)`; NaN where either window is flat.
-pub fn correlation(x: &Panel, y: &Panel, d: usize) -> Panel {
+pub fn correlation<'a>(x: impl Into<View<'a>>, y: impl Into<View<'a>>, d: usize) -> Panel {
+    let x: View<'a> = x.into();
+    let y: View<'a> = y.into();
     if window_len(d) <= SMALL_WINDOW {
         return direct_cov(x, y, d, true);
     }
@@ -778,7 +787,7 @@ fn extreme_column<const MAX: bool, const POS: bool>(x: &[f64], d: usize, out: &m
     }
 }
 
-fn extreme(x: &Panel, d: usize, max: bool, position: bool) -> Panel {
+fn extreme(x: View<'_>, d: usize, max: bool, position: bool) -> Panel {
     if window_len(d) <= DIRECT_ORDER_WINDOW {
         return match (max, position) {
             (false, false) => window_rows([x], d, |[w], o| direct_extreme::<false, false>(w, o)),
@@ -796,27 +805,32 @@ fn extreme(x: &Panel, d: usize, max: bool, position: bool) -> Panel {
 }
 
 /// `x.rolling(d).min()`.
-pub fn ts_min(x: &Panel, d: usize) -> Panel {
+pub fn ts_min<'a>(x: impl Into<View<'a>>, d: usize) -> Panel {
+    let x: View<'a> = x.into();
     extreme(x, d, false, false)
 }
 
 /// `x.rolling(d).max()`.
-pub fn ts_max(x: &Panel, d: usize) -> Panel {
+pub fn ts_max<'a>(x: impl Into<View<'a>>, d: usize) -> Panel {
+    let x: View<'a> = x.into();
     extreme(x, d, true, false)
 }
 
 /// 1-based position of the window's minimum (1 = oldest; first occurrence on ties).
-pub fn ts_argmin(x: &Panel, d: usize) -> Panel {
+pub fn ts_argmin<'a>(x: impl Into<View<'a>>, d: usize) -> Panel {
+    let x: View<'a> = x.into();
     extreme(x, d, false, true)
 }
 
 /// 1-based position of the window's maximum (1 = oldest; first occurrence on ties).
-pub fn ts_argmax(x: &Panel, d: usize) -> Panel {
+pub fn ts_argmax<'a>(x: impl Into<View<'a>>, d: usize) -> Panel {
+    let x: View<'a> = x.into();
     extreme(x, d, true, true)
 }
 
 /// Rank of today's value within its window (average ties), divided by `d`.
-pub fn ts_rank(x: &Panel, d: usize) -> Panel {
+pub fn ts_rank<'a>(x: impl Into<View<'a>>, d: usize) -> Panel {
+    let x: View<'a> = x.into();
     if window_len(d) <= DIRECT_ORDER_WINDOW {
         return window_rows([x], d, |[w], out| direct_rank(w, out));
     }
@@ -844,7 +858,8 @@ pub fn ts_rank(x: &Panel, d: usize) -> Panel {
 }
 
 /// `x.rolling(d).apply(np.prod)`, from a two-stack queue of partial products.
-pub fn ts_product(x: &Panel, d: usize) -> Panel {
+pub fn ts_product<'a>(x: impl Into<View<'a>>, d: usize) -> Panel {
+    let x: View<'a> = x.into();
     if window_len(d) <= SMALL_WINDOW {
         return window_rows([x], d, |[w], out| direct_product(w, out));
     }
@@ -879,7 +894,8 @@ pub fn ts_product(x: &Panel, d: usize) -> Panel {
 }
 
 /// Linearly weighted mean of the window, the newest value weighted `d`.
-pub fn decay_linear(x: &Panel, d: usize) -> Panel {
+pub fn decay_linear<'a>(x: impl Into<View<'a>>, d: usize) -> Panel {
+    let x: View<'a> = x.into();
     let total = (d * (d + 1)) as f64 / 2.0;
     if window_len(d) <= SMALL_WINDOW {
         return window_rows([x], d, |[w], out| direct_decay(w, out, total));

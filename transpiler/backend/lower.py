@@ -8,10 +8,21 @@ that feed it and the final map that reads it:
 
     return rank(ts_mean(close - open, 5)) * close
   ->
-    let a0 = map([args[0], args[1]], |[close, open]| close - open);
-    let t0 = ts::ts_mean(&a0, 5);
-    let t1 = cs::rank(&t0);
-    map([&t1, args[0]], |[t1, close]| t1 * close)
+    let a0 = map([tail(args[0], rows + 4), tail(args[1], rows + 4)], |[close, open]| close - open);
+    let t0 = ts::ts_mean(tail(a0.view(), rows + 4), 5);
+    let t1 = cs::rank(tail(t0.view(), rows));
+    map([tail(t1.view(), rows), tail(args[0], rows)], |[t1, close]| t1 * close)
+
+A kernel computes the last `rows` rows of its node (all of them in a batch run; the new
+ones after an append): it gets the last rows of its arguments (`args`, views), as many as
+those rows read, and every op reads the last rows of its operands that the rows asked of
+it need (`tail`): `rows` plus, for an operand of a window op, its lookback (d - 1, or d for
+`delay`/`delta`), plus what the consumers of the op's value need beyond `rows`. Operands
+that are not time-indexed (their row dim is not "T", e.g. a (N, K) loadings matrix) are
+read whole. The result holds at least the last `rows` rows (a window op's result may hold
+more: the rows of its operand before the first one asked for); the engine keeps the last
+`rows`. `KernelPlan.lookback` is what the kernel reads of its arguments before its first
+row: the node's local lookback.
 """
 
 from __future__ import annotations
@@ -19,11 +30,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from .. import ir
+from ..analyses.shapes import Dims
 from ..optable import OPS
 from .expr import rust_expr, rust_float
 from .names import IdentAllocator
 
 _TEMP = "\0t"  # prefix of the IR names of materialized temporaries (never a user name)
+_MARK = "\x01"  # brackets a placeholder for an operand in a statement's text, until `rows` are known
+TIME_DIM = ir.PANEL_DIMS[0]  # the row dim of time-indexed values
 
 
 @dataclass(frozen=True)
@@ -45,13 +59,26 @@ class KernelPlan:
     # identifier the result is bound to meanwhile.
     recycled: list[str] = field(default_factory=list)
     out: str = ""
-    uses: set[str] = field(default_factory=set)  # runtime items used: map, s, ts, cs, la, pool
+    uses: set[str] = field(default_factory=set)  # runtime items used: map, s, ts, cs, la, pool, tail
     steps: list[Step] = field(default_factory=list)
+    # Rows of its time-indexed arguments before its first output row that the kernel reads.
+    lookback: int = 0
+
+
+def op_lookback(call: ir.Call) -> int:
+    """Rows before an output row that `call` reads of its array operands: d - 1 for a
+    window, d for `delay`/`delta`, 0 for the rest (docs/ops.md)."""
+    op = OPS[call.op]
+    windows = [int(a.value) for p, a in zip(op.params, call.args) if p in op.windows]
+    if not windows:
+        return 0
+    return windows[0] if op.name in ("delay", "delta") else windows[0] - 1
 
 
 class _Lowering:
-    def __init__(self, node: ir.Node):
+    def __init__(self, node: ir.Node, dims: dict[str, Dims] | None):
         self.node = node
+        self.dims = dims
         self.plan = KernelPlan()
         self.names = IdentAllocator()
         self.reads = ir.refs(node)
@@ -62,6 +89,9 @@ class _Lowering:
             self.names(b.name)
         self.lets: dict[str, ir.Expr] = {}  # hoisted values of the user's locals
         self.counter = 0
+        self.operands: list[ir.Expr] = []  # the leaves placeholders stand for, by number
+        self.op_lookbacks: dict[str, int] = {}  # statement ident -> lookback of its op
+        self.temp_dims: dict[str, Dims | None] = {}  # temporary (IR name) -> dims
 
     # -- hoisting non-elementwise calls out of expressions ------------------------------
 
@@ -81,17 +111,42 @@ class _Lowering:
             else:
                 rendered.append(self.materialize(self.expand(arg)))
         temp = self.fresh("t")
+        call = ir.Call(e.op, args, e.span)
+        self.temp_dims[temp] = self.dims_of(call)
         self.plan.uses.add(op.rust.split("::")[0])
         self.plan.statements.append((self.names(temp), op.rust.format(*rendered)))
-        arrays = [r.removeprefix("&") for p, r in zip(op.params, rendered) if p in op.panel_params]
+        self.op_lookbacks[self.names(temp)] = op_lookback(call)
+        arrays = [r for p, r in zip(op.params, rendered) if p in op.panel_params]
         self.plan.steps.append(Step(self.names(temp), op.name, (), tuple(self.describe(a) for a in arrays)))
         return ir.Local(temp)
 
     def describe(self, panel: str) -> str:
-        """The name of a `&Panel` expression, for explain: `args[0]` -> its input or node."""
-        if panel.startswith("args["):
-            return self.reads[int(panel[5:-1])].name
-        return panel
+        """The name of an operand placeholder, for explain: an input, node or temporary."""
+        leaf = self.operands[int(panel.strip(_MARK))]
+        return leaf.name if isinstance(leaf, ir.Ref) else self.names(leaf.name)
+
+    def dims_of(self, e: ir.Expr) -> Dims | None:
+        """The dims of a value inside the kernel (None: a constant, or unknown)."""
+        match e:
+            case ir.Ref(name=n):
+                return (self.dims or {}).get(n)
+            case ir.Local(name=n) if n.startswith(_TEMP):
+                return self.temp_dims.get(n)
+            case ir.Local(name=n):
+                return self.dims_of(self.lets[n])
+            case ir.Call(op=name, args=args):
+                op = OPS[name]
+                operands = [self.dims_of(a) for p, a in zip(op.params, args) if p in op.panel_params]
+                if op.kind == "linalg":
+                    a, b = operands
+                    return (a[0], b[1]) if a and b else None
+                return next((d for d in operands if d is not None), None)
+        return None
+
+    def timed(self, leaf: ir.Expr) -> bool:
+        """Whether a leaf is time-indexed (rows are "T"); unknown dims count as timed."""
+        d = self.dims_of(leaf) if self.dims is not None else None
+        return d is None or d[0] == TIME_DIM
 
     def expand(self, e: ir.Expr) -> ir.Expr:
         """`e` with the user's locals replaced by their (hoisted) values."""
@@ -112,10 +167,10 @@ class _Lowering:
     # -- Rust text ----------------------------------------------------------------------
 
     def panel(self, leaf: ir.Expr) -> str:
-        """A `&Panel` expression for a leaf: a kernel argument or a temporary."""
-        if isinstance(leaf, ir.Ref):
-            return f"args[{self.slot[leaf.name]}]"
-        return f"&{self.names(leaf.name)}"
+        """A placeholder for an operand (a kernel argument or a temporary): it becomes a
+        `View` of the rows the op reads once every statement's rows are known (`render`)."""
+        self.operands.append(leaf)
+        return f"{_MARK}{len(self.operands) - 1}{_MARK}"
 
     def leaves(self, exprs) -> list[ir.Expr]:
         seen: dict[str, ir.Expr] = {}
@@ -142,16 +197,60 @@ class _Lowering:
         self.plan.uses.add("map")
         if any(OPS[op].rust.startswith("s::") for op in ops):
             self.plan.uses.add("s")
-        reads = tuple(self.describe(self.panel(x).removeprefix("&")) for x in leaves)
-        self.plan.steps.append(Step(writes, "fused map", ops, reads))
-        return f"map([{', '.join(self.panel(x) for x in leaves)}], |[{', '.join(params)}]| {closure})"
+        panels = [self.panel(x) for x in leaves]
+        self.plan.steps.append(Step(writes, "fused map", ops, tuple(self.describe(p) for p in panels)))
+        return f"map([{', '.join(panels)}], |[{', '.join(params)}]| {closure})"
 
     def materialize(self, e: ir.Expr) -> str:
         if isinstance(e, ir.Ref) or (isinstance(e, ir.Local) and e.name.startswith(_TEMP)):
             return self.panel(e)
         temp = self.fresh("a")
+        self.temp_dims[temp] = self.dims_of(e)
         self.plan.statements.append((self.names(temp), self.map_call([], e, self.names(temp))))
-        return f"&{self.names(temp)}"
+        self.op_lookbacks[self.names(temp)] = 0
+        return self.panel(ir.Local(temp))
+
+    # -- rows: what each statement computes, what each operand view holds ----------------
+
+    def render(self) -> None:
+        """Replaces the operand placeholders by views of the rows each op reads. A
+        statement must produce `rows + need` rows, where `need` is the most that a reader
+        of its value asks beyond `rows`; it reads `need + lookback of its op` more rows of
+        its operands. The result needs `rows` rows."""
+        need = {ident: 0 for ident, _ in self.plan.statements}
+        arg_need: dict[int, int] = {}
+
+        def demand(text: str, extra: int) -> None:
+            for part in text.split(_MARK)[1::2]:
+                leaf = self.operands[int(part)]
+                if not self.timed(leaf):
+                    continue
+                if isinstance(leaf, ir.Ref):
+                    k = self.slot[leaf.name]
+                    arg_need[k] = max(arg_need.get(k, 0), extra)
+                else:
+                    ident = self.names(leaf.name)
+                    need[ident] = max(need[ident], extra)
+
+        demand(self.plan.result, 0)
+        for ident, text in reversed(self.plan.statements):
+            demand(text, need[ident] + self.op_lookbacks[ident])
+        self.plan.lookback = max(arg_need.values(), default=0)
+
+        def view(text: str, extra: int) -> str:
+            parts = text.split(_MARK)
+            for i in range(1, len(parts), 2):
+                leaf = self.operands[int(parts[i])]
+                v = f"args[{self.slot[leaf.name]}]" if isinstance(leaf, ir.Ref) else f"{self.names(leaf.name)}.view()"
+                if self.timed(leaf):
+                    self.plan.uses.add("tail")
+                    v = f"tail({v}, rows + {extra})" if extra else f"tail({v}, rows)"
+                parts[i] = v
+            return "".join(parts)
+
+        self.plan.statements = [(ident, view(text, need[ident] + self.op_lookbacks[ident]))
+                                for ident, text in self.plan.statements]
+        self.plan.result = view(self.plan.result, 0)
 
     # -- the node -----------------------------------------------------------------------
 
@@ -166,6 +265,7 @@ class _Lowering:
             self.plan.steps[-1] = replace(self.plan.steps[-1], writes=self.node.name)
         else:
             self.plan.result = self.map_call(lets, result, self.node.name)
+        self.render()
         self.plan.recycled = [ident for ident, _ in self.plan.statements if ident != self.plan.result]
         if self.plan.recycled:
             self.plan.out = self.names(_TEMP + "out", "out")
@@ -184,5 +284,8 @@ def _live_locals(lets: dict[str, ir.Expr], result: ir.Expr) -> set[str]:
     return live
 
 
-def plan_kernel(node: ir.Node) -> KernelPlan:
-    return _Lowering(node).run()
+def plan_kernel(node: ir.Node, dims: dict[str, Dims] | None = None) -> KernelPlan:
+    """The kernel of `node`. `dims`: the dims of the DAG's inputs and nodes
+    (analyses.shapes.infer_dims), which say which operands are time-indexed; without them
+    every operand counts as time-indexed (enough for explain's steps)."""
+    return _Lowering(node, dims).run()

@@ -19,8 +19,10 @@ import jinja2
 
 from .. import ir
 from ..analyses.graph import levels, topological_order
+from ..analyses.lookback import NodeLookback, lookbacks, time_inputs
+from ..analyses.shapes import Dims, infer_dims
 from ..resources import runtime_dir, templates_dir
-from .lower import plan_kernel
+from .lower import TIME_DIM, plan_kernel
 from .names import IdentAllocator, camel, rust_str
 
 # Versions of the crates generated code is written against, kept in step with runtime-rs.
@@ -58,9 +60,12 @@ class NodeCtx:
     result: str  # the kernel's returned Panel
     recycled: list[str]  # temporaries given back to the buffer pool after the result
     out: str  # the identifier the result is bound to while they are (when there are any)
-    uses: set[str]  # runtime items the kernel uses (map, s, ts, cs, la, pool)
+    uses: set[str]  # runtime items the kernel uses (map, s, ts, cs, la, pool, tail)
     doc: str
     private: bool
+    timed: bool  # its rows are time ("T"): appends add rows to it
+    lookback: int  # rows of its time-indexed dependencies before a row that its kernel reads
+    lookback_doc: str  # its total lookback, in words, for the .pyi
 
 
 @dataclass(frozen=True)
@@ -70,14 +75,24 @@ class DagCtx:
     rust_type: str
     inputs: list[str]
     input_dims: list[tuple[str, str]]  # the named dims of each input
+    time_inputs: list[str]  # inputs whose rows are time: what `append` takes
     nodes: list[NodeCtx]
     levels: list[list[int]]
     doc: str
     uses: set[str]  # runtime items any kernel uses (map, s, ts, cs, la, pool), so that no import goes unused
 
 
-def _node_ctx(node: ir.Node, index: int, slots: dict[str, int], fns, methods, py_methods) -> NodeCtx:
-    plan = plan_kernel(node)
+def _lookback_doc(lb: NodeLookback) -> str:
+    if not lb.timed:
+        return "Its rows are not time: appends do not change it."
+    if lb.total == 0:
+        return "Lookback: 0 rows (row t depends on the inputs' row t only)."
+    return f"Lookback: {lb.total} rows (row t depends on the inputs' rows t - {lb.total} .. t)."
+
+
+def _node_ctx(node: ir.Node, index: int, slots: dict[str, int], dims: dict[str, Dims], lb: NodeLookback, fns,
+              methods, py_methods) -> NodeCtx:
+    plan = plan_kernel(node, dims)
     return NodeCtx(
         name=node.name,
         index=index,
@@ -92,6 +107,9 @@ def _node_ctx(node: ir.Node, index: int, slots: dict[str, int], fns, methods, py
         uses=plan.uses,
         doc=node.doc,
         private=node.private,
+        timed=dims[node.name][0] == TIME_DIM,
+        lookback=plan.lookback,
+        lookback_doc=_lookback_doc(lb),
     )
 
 
@@ -101,8 +119,11 @@ def dag_context(dag: ir.Dag, module_names: IdentAllocator, type_names: IdentAllo
     slots.update({n: len(dag.inputs) + k for k, n in enumerate(order)})
     fns = IdentAllocator()
     methods = IdentAllocator(reserved=("new", "cal", "engine", "engine_mut", "default"))
-    py_methods = IdentAllocator(reserved=("py_new", "cal", "compute", "update", "stats", "nodes", "inputs", "schedule"))
-    nodes = [_node_ctx(dag.node(n), k, slots, fns, methods, py_methods) for k, n in enumerate(order)]
+    py_methods = IdentAllocator(reserved=("py_new", "cal", "compute", "update", "append", "lookback", "stats", "nodes",
+                                          "inputs", "schedule"))
+    dims, _ = infer_dims(dag)  # the DAG passed the checks: every node's dims are known
+    lbs = lookbacks(dag)
+    nodes = [_node_ctx(dag.node(n), k, slots, dims, lbs[n], fns, methods, py_methods) for k, n in enumerate(order)]
     index = {n: k for k, n in enumerate(order)}
     return DagCtx(
         name=dag.name,
@@ -110,6 +131,7 @@ def dag_context(dag: ir.Dag, module_names: IdentAllocator, type_names: IdentAllo
         rust_type=type_names(dag.name, camel(dag.name)),
         inputs=[i.name for i in dag.inputs],
         input_dims=[i.dims for i in dag.inputs],
+        time_inputs=time_inputs(dag),
         nodes=nodes,
         levels=[sorted(index[n] for n in level) for level in levels(dag)],
         doc=dag.doc,

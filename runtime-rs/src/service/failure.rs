@@ -135,8 +135,8 @@ impl From<Error> for Failure {
         let kind = match &e {
             Error::UnknownNode { .. } => Kind::UnknownOutput,
             Error::UnknownInput { .. } => Kind::UnknownInput,
-            Error::MissingInput { .. } => Kind::MissingInput,
-            Error::Shape { .. } => Kind::ShapeMismatch,
+            Error::MissingInput { .. } | Error::MissingRows { .. } => Kind::MissingInput,
+            Error::Shape { .. } | Error::NotAppendable { .. } => Kind::ShapeMismatch,
             Error::DType { .. } => Kind::MalformedRequest,
             Error::Compute { .. } => Kind::ComputeError,
         };

@@ -304,7 +304,10 @@ impl Service {
         let before: Vec<NodeStats> = engine.stats().to_vec();
         engine.set_inputs(batch)?;
         let values = engine.compute(targets)?;
-        let shapes = values.iter().map(|v| engine.output_shape(v)).collect();
+        let shapes = values
+            .iter()
+            .map(|v| engine.output_shape(v, v.nrows()))
+            .collect();
         let mut stats = Map::new();
         for ((node, now), was) in spec.nodes.iter().zip(engine.stats()).zip(&before) {
             stats.insert(
@@ -386,12 +389,13 @@ mod tests {
     use super::*;
     use crate::engine::NodeSpec;
     use crate::kernels::map;
+    use crate::View;
     use std::task::{Wake, Waker};
 
-    fn double(a: &[&Panel]) -> Panel {
+    fn double(a: &[View<'_>], _rows: usize) -> Panel {
         map([a[0]], |[x]| 2.0 * x)
     }
-    fn boom(_: &[&Panel]) -> Panel {
+    fn boom(_: &[View<'_>], _rows: usize) -> Panel {
         panic!("kernel exploded")
     }
 
@@ -406,6 +410,8 @@ mod tests {
                 deps: &[0],
                 kernel: double,
                 public: true,
+                timed: true,
+                lookback: 0,
             },
             NodeSpec {
                 name: "boom",
@@ -413,6 +419,8 @@ mod tests {
                 deps: &[0],
                 kernel: boom,
                 public: true,
+                timed: true,
+                lookback: 0,
             },
         ],
         levels: &[&[0, 1]],
@@ -429,21 +437,23 @@ mod tests {
             deps: &[7],
             kernel: double,
             public: true,
+            timed: true,
+            lookback: 0,
         }],
         levels: &[&[0]],
     };
     #[cfg(feature = "linalg")]
-    fn project(a: &[&Panel]) -> Panel {
+    fn project(a: &[View<'_>], _rows: usize) -> Panel {
         crate::linalg::matmul(a[0], a[1])
     }
     #[cfg(not(feature = "linalg"))]
-    fn project(a: &[&Panel]) -> Panel {
+    fn project(a: &[View<'_>], _rows: usize) -> Panel {
         let (a, b) = (a[0], a[1]);
         Panel::from_shape_fn((a.nrows(), b.ncols()), |(i, j)| {
             a.row(i).iter().zip(b.column(j)).map(|(x, y)| x * y).sum()
         })
     }
-    fn scale(a: &[&Panel]) -> Panel {
+    fn scale(a: &[View<'_>], _rows: usize) -> Panel {
         map([a[0]], |[w]| 10.0 * w)
     }
     // returns (T, N) @ loadings (N, K): outputs of two shapes, inputs with named dims.
@@ -458,6 +468,8 @@ mod tests {
                 deps: &[0, 1],
                 kernel: project,
                 public: true,
+                timed: true,
+                lookback: 0,
             },
             NodeSpec {
                 name: "scaled",
@@ -465,6 +477,8 @@ mod tests {
                 deps: &[1],
                 kernel: scale,
                 public: true,
+                timed: false,
+                lookback: 0,
             },
         ],
         levels: &[&[0, 1]],

@@ -6,23 +6,30 @@ Array = npt.NDArray[np.float64]
 
 class Alpha:
     "Price factors from daily open, close, high and low."
-    def __init__(self, *, open: Array = ..., close: Array = ..., high: Array = ..., low: Array = ...) -> None: ...
+    def __init__(self, *, keep: int | None = None, open: Array = ..., close: Array = ..., high: Array = ..., low: Array = ...) -> None:
+        """`keep=ROWS`: a bounded stream that keeps the last ROWS rows of each node (older rows are dropped)."""
     def f1(self) -> Array:
-        "Sum of open and close."
+        "Sum of open and close.\n\nLookback: 0 rows (row t depends on the inputs' row t only)."
     def f2(self) -> Array:
-        "Close minus open: the day's move (bare names resolve to inputs too)."
+        "Close minus open: the day's move (bare names resolve to inputs too).\n\nLookback: 0 rows (row t depends on the inputs' row t only)."
     def f3(self) -> Array:
-        "Product of f1 and f2."
+        "Product of f1 and f2.\n\nLookback: 0 rows (row t depends on the inputs' row t only)."
     def spread(self) -> Array:
-        "The day's range relative to its midpoint."
+        "The day's range relative to its midpoint.\n\nLookback: 0 rows (row t depends on the inputs' row t only)."
     def breakout(self) -> Array:
-        "Signed strength of a close outside the open-close body, else 0."
+        "Signed strength of a close outside the open-close body, else 0.\n\nLookback: 0 rows (row t depends on the inputs' row t only)."
     def score(self) -> Array:
-        "A blend of the factors above."
+        "A blend of the factors above.\n\nLookback: 0 rows (row t depends on the inputs' row t only)."
     def cal(self, name: str) -> Array: ...
-    def compute(self, names: list[str]) -> dict[str, Array]: ...
+    def compute(self, names: list[str], last: int | None = None) -> dict[str, Array]:
+        """Several nodes at once; with `last=k`, a copy of the last k rows of each."""
+    def append(self, *, open: Array | float, close: Array | float, high: Array | float, low: Array | float) -> None:
+        """Appends rows to every time-indexed input at once; asking for a node then computes only its new rows."""
+    def lookback(self, name: str) -> int:
+        """Rows of the inputs before a row of node `name` that its value depends on (see each node's doc)."""
     def update(self, *, open: Array = ..., close: Array = ..., high: Array = ..., low: Array = ...) -> None: ...
-    def stats(self) -> dict[str, dict[str, float]]: ...
+    def stats(self) -> dict[str, dict[str, float]]:
+        """Per node: computes, cutoffs, seconds, rows (rows computed in total)."""
     def nodes(self) -> list[str]: ...
     def inputs(self) -> list[str]: ...
     def schedule(self) -> list[list[str]]: ...

@@ -16,8 +16,9 @@
 
 use sray_runtime::engine::{Engine, GraphSpec, NodeSpec};
 use sray_runtime::kernels::map;
+use sray_runtime::kernels::tail;
 use sray_runtime::scalar as s;
-use sray_runtime::{Panel, Result};
+use sray_runtime::{Panel, Result, View};
 use std::sync::Arc;
 
 /// The static schedule of `Alpha`: inputs, nodes in topological order (each reads
@@ -33,6 +34,8 @@ pub static SPEC: GraphSpec = GraphSpec {
             deps: &[0, 1],
             kernel: node_f1,
             public: true,
+            timed: true,
+            lookback: 0,
         },
         NodeSpec {
             name: "f2",
@@ -40,6 +43,8 @@ pub static SPEC: GraphSpec = GraphSpec {
             deps: &[1, 0],
             kernel: node_f2,
             public: true,
+            timed: true,
+            lookback: 0,
         },
         NodeSpec {
             name: "f3",
@@ -47,6 +52,8 @@ pub static SPEC: GraphSpec = GraphSpec {
             deps: &[4, 5],
             kernel: node_f3,
             public: true,
+            timed: true,
+            lookback: 0,
         },
         NodeSpec {
             name: "spread",
@@ -54,6 +61,8 @@ pub static SPEC: GraphSpec = GraphSpec {
             deps: &[2, 3],
             kernel: node_spread,
             public: true,
+            timed: true,
+            lookback: 0,
         },
         NodeSpec {
             name: "breakout",
@@ -61,6 +70,8 @@ pub static SPEC: GraphSpec = GraphSpec {
             deps: &[1, 0, 5, 2, 3],
             kernel: node_breakout,
             public: true,
+            timed: true,
+            lookback: 0,
         },
         NodeSpec {
             name: "score",
@@ -68,38 +79,54 @@ pub static SPEC: GraphSpec = GraphSpec {
             deps: &[6, 7, 8],
             kernel: node_score,
             public: true,
+            timed: true,
+            lookback: 0,
         },
     ],
     levels: &[&[0, 1, 3], &[2, 4], &[5]],
 };
 
-/// Kernel of node "f1".
-fn node_f1(args: &[&Panel]) -> Panel {
-    map([args[0], args[1]], |[open, close]| open + close)
+/// Kernel of node "f1": its last `rows` rows.
+fn node_f1(args: &[View<'_>], rows: usize) -> Panel {
+    map(
+        [tail(args[0], rows), tail(args[1], rows)],
+        |[open, close]| open + close,
+    )
 }
 
-/// Kernel of node "f2".
-fn node_f2(args: &[&Panel]) -> Panel {
-    map([args[0], args[1]], |[close, open]| close - open)
+/// Kernel of node "f2": its last `rows` rows.
+fn node_f2(args: &[View<'_>], rows: usize) -> Panel {
+    map(
+        [tail(args[0], rows), tail(args[1], rows)],
+        |[close, open]| close - open,
+    )
 }
 
-/// Kernel of node "f3".
-fn node_f3(args: &[&Panel]) -> Panel {
-    map([args[0], args[1]], |[f1, f2]| f1 * f2)
+/// Kernel of node "f3": its last `rows` rows.
+fn node_f3(args: &[View<'_>], rows: usize) -> Panel {
+    map([tail(args[0], rows), tail(args[1], rows)], |[f1, f2]| {
+        f1 * f2
+    })
 }
 
-/// Kernel of node "spread".
-fn node_spread(args: &[&Panel]) -> Panel {
-    map([args[0], args[1]], |[high, low]| {
+/// Kernel of node "spread": its last `rows` rows.
+fn node_spread(args: &[View<'_>], rows: usize) -> Panel {
+    map([tail(args[0], rows), tail(args[1], rows)], |[high, low]| {
         let mid = (high + low) / 2.0;
         (high - low) / mid
     })
 }
 
-/// Kernel of node "breakout".
-fn node_breakout(args: &[&Panel]) -> Panel {
+/// Kernel of node "breakout": its last `rows` rows.
+fn node_breakout(args: &[View<'_>], rows: usize) -> Panel {
     map(
-        [args[0], args[1], args[2], args[3], args[4]],
+        [
+            tail(args[0], rows),
+            tail(args[1], rows),
+            tail(args[2], rows),
+            tail(args[3], rows),
+            tail(args[4], rows),
+        ],
         |[close, open, f2, high, low]| {
             let up = s::where_(s::gt(close, open), f2 / (high - low), 0.0);
             s::sign(f2) * s::minimum(s::abs(up), 1.0)
@@ -107,11 +134,16 @@ fn node_breakout(args: &[&Panel]) -> Panel {
     )
 }
 
-/// Kernel of node "score".
-fn node_score(args: &[&Panel]) -> Panel {
-    map([args[0], args[1], args[2]], |[f3, spread, breakout]| {
-        0.5 * f3 - 0.25 * spread + breakout
-    })
+/// Kernel of node "score": its last `rows` rows.
+fn node_score(args: &[View<'_>], rows: usize) -> Panel {
+    map(
+        [
+            tail(args[0], rows),
+            tail(args[1], rows),
+            tail(args[2], rows),
+        ],
+        |[f3, spread, breakout]| 0.5 * f3 - 0.25 * spread + breakout,
+    )
 }
 
 #[doc = "Price factors from daily open, close, high and low."]
@@ -206,10 +238,17 @@ mod py {
 
     #[pymethods]
     impl PyAlpha {
+        /// `keep=ROWS` makes a bounded stream: only the last ROWS rows of each node
+        /// are kept (plus the rows their lookback reads); older rows are dropped.
         #[new]
-        #[pyo3(signature = (**inputs))]
-        fn py_new(py: Python<'_>, inputs: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
+        #[pyo3(signature = (*, keep=None, **inputs))]
+        fn py_new(
+            py: Python<'_>,
+            keep: Option<usize>,
+            inputs: Option<&Bound<'_, PyDict>>,
+        ) -> PyResult<Self> {
             let mut inner = Alpha::new();
+            python::set_keep(inner.engine_mut(), keep)?;
             python::set_inputs(py, inner.engine_mut(), inputs)?;
             Ok(Self {
                 inner: python::Shared::new(inner),
@@ -258,13 +297,29 @@ mod py {
             python::compute_one(py, self.inner.lock(py)?.engine_mut(), index)
         }
 
-        /// Several nodes at once, in parallel: a dict name -> array.
+        /// Several nodes at once, in parallel: a dict name -> array; with `last=k`, a
+        /// copy of the last k rows of each.
+        #[pyo3(signature = (names, last=None))]
         fn compute<'py>(
             &self,
             py: Python<'py>,
             names: Vec<String>,
+            last: Option<usize>,
         ) -> PyResult<Bound<'py, PyDict>> {
-            python::compute_named(py, self.inner.lock(py)?.engine_mut(), names)
+            python::compute_named(py, self.inner.lock(py)?.engine_mut(), names, last)
+        }
+
+        /// Appends rows to every time-indexed input at once; asking for a node then
+        /// computes only its new rows.
+        #[pyo3(signature = (**rows))]
+        fn append(&self, py: Python<'_>, rows: Option<&Bound<'_, PyDict>>) -> PyResult<()> {
+            python::append(py, self.inner.lock(py)?.engine_mut(), rows)
+        }
+
+        /// Rows of the inputs before a row of node `name` that its value depends on.
+        fn lookback(&self, py: Python<'_>, name: &str) -> PyResult<usize> {
+            let index = SPEC.node_index(name).map_err(|e| python::to_pyerr(py, e))?;
+            Ok(self.inner.lock(py)?.engine().lookback(index))
         }
 
         /// Replaces inputs; only their downstream cone is recomputed on the next request.
@@ -273,7 +328,7 @@ mod py {
             python::set_inputs(py, self.inner.lock(py)?.engine_mut(), inputs)
         }
 
-        /// Per node: {"computes": n, "cutoffs": n, "seconds": s}.
+        /// Per node: {"computes": n, "cutoffs": n, "seconds": s, "rows": n}.
         fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
             python::stats(py, self.inner.lock(py)?.engine())
         }
