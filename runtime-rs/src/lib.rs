@@ -20,6 +20,7 @@
 pub mod cs;
 pub mod engine;
 pub mod error;
+pub mod exact;
 pub mod kernels;
 pub mod layout;
 #[cfg(feature = "linalg")]
