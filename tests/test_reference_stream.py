@@ -26,18 +26,16 @@ element goes through depends on where it sits in the slice. So `corr`, `decayed`
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import FIXTURES, ROOT, assert_agree
 from serverless_ray import errors
 from serverless_ray.reference import load
 from sray_transpiler.analyses.lookback import lookbacks, max_lookback
 
 sys.path.insert(0, str(ROOT / "examples"))
-from market import synthetic_market  # noqa: E402
+from market import synthetic_market
 
 # Windows up to 250, ranks and row ops between them, composition across nodes (private
 # ones too), a node that is not time-indexed, and a product with one.

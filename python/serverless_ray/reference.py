@@ -319,14 +319,13 @@ class ReferenceDag:
         min(T, ROWS) rows under `keep=ROWS`, its last `last` rows of those."""
         slot = self._cache[name]
         panel = slot["value"]
-        if self._keep is not None or last is not None:
-            if self._lookbacks()[name].timed:
-                rows = panel.shape[0]
-                if self._keep is not None:
-                    rows = min(rows, self._keep)
-                if last is not None:
-                    rows = min(rows, last)
-                panel = panel[panel.shape[0] - rows:]
+        if (self._keep is not None or last is not None) and self._lookbacks()[name].timed:
+            rows = panel.shape[0]
+            if self._keep is not None:
+                rows = min(rows, self._keep)
+            if last is not None:
+                rows = min(rows, last)
+            panel = panel[panel.shape[0] - rows:]
         one_d = all(len(s["given"]) == 1 for s in self._inputs.values())
         view = panel[:, 0] if one_d and panel.shape[1] == 1 else panel.view()
         view.flags.writeable = False
