@@ -28,10 +28,11 @@
 //! Scheduling is by in-degree: each stale node waits for a counter of its stale
 //! dependencies to reach zero, then runs as a rayon task; independent nodes run at once.
 
+use crate::cache::Cache;
 use crate::error::{shape_str, Error, Result};
 use crate::kernels::bitwise_eq;
 use crate::{Panel, View};
-use ndarray::{s, Axis};
+use ndarray::s;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -41,7 +42,8 @@ use std::time::Instant;
 /// computes the last `rows` rows of the node (see `sray_transpiler.backend.lower`). A
 /// time-indexed dependency holds the node's [`NodeSpec::lookback`] rows before those
 /// (fewer at the start of the series); the result holds at least the last `rows` rows.
-pub type Kernel = fn(&[View<'_>], usize) -> Panel;
+/// The [`Cache`] keeps the last rows of intermediates between two runs.
+pub type Kernel = fn(&[View<'_>], usize, &mut Cache) -> Panel;
 
 /// The name of the time dim: values whose rows are "T" grow by [`Engine::append`].
 pub const TIME_DIM: &str = "T";
@@ -205,6 +207,9 @@ struct Cached {
     verified_at: u64,
     /// The absolute row of the value's first row (0 unless old rows were dropped).
     first: u64,
+    /// The kernel's intermediates, valid for a run from absolute row `cache_end` on.
+    cache: Cache,
+    cache_end: Option<u64>,
 }
 
 struct Outcome {
@@ -215,6 +220,8 @@ struct Outcome {
     /// Kernel seconds and rows computed, when the kernel ran.
     ran: Option<(f64, u64)>,
     cutoff: bool,
+    cache: Cache,
+    cache_end: Option<u64>,
 }
 
 pub struct Engine {
@@ -238,12 +245,35 @@ fn rows_from(value: &Panel, first: u64, from: u64) -> View<'_> {
     value.slice(s![(from - first) as usize.., ..])
 }
 
-/// `value` cut to its last `rows` rows, into a buffer of its own (the one it had would
-/// keep the dropped rows' memory).
+/// Appends `rows` to `value` in place. A full buffer grows by half (amortized O(1) per
+/// row appended, at most half the memory unused; `Vec::reserve` would double it); a value
+/// that is not one plain C-order buffer is first copied into one.
+pub(crate) fn push_rows(value: &mut Panel, rows: View<'_>) {
+    let (t, n) = value.dim();
+    assert_eq!(rows.ncols(), n, "rows of another width");
+    let mut old = std::mem::take(value);
+    if !old.is_standard_layout() {
+        old = old.as_standard_layout().into_owned();
+    }
+    let (mut data, offset) = old.into_raw_vec_and_offset();
+    if offset.unwrap_or(0) != 0 || data.len() != t * n {
+        let start = offset.unwrap_or(0);
+        data = data[start..start + t * n].to_vec();
+    }
+    let len = (t + rows.nrows()) * n;
+    if data.capacity() < len {
+        data.reserve_exact(len.max(data.len() + data.len() / 2) - data.len());
+    }
+    data.extend(rows.iter().copied());
+    *value = Panel::from_shape_vec((t + rows.nrows(), n), data).expect("t + k rows of n values");
+}
+
+/// `value` cut to its last `rows` rows, into a buffer of its own with room to grow to
+/// twice that (when a bounded stream cuts it again).
 fn keep_last(value: Arc<Panel>, rows: usize) -> Arc<Panel> {
     let t = value.nrows();
     let tail = value.slice(s![t - rows.min(t).., ..]);
-    let mut buffer = crate::pool::take(tail.len());
+    let mut buffer = Vec::with_capacity(2 * tail.len());
     buffer.extend(tail.iter().copied());
     let cut = Panel::from_shape_vec(tail.dim(), buffer).expect("as many values as the tail");
     crate::pool::recycle(value);
@@ -468,9 +498,7 @@ impl Engine {
         let next = self.revision + 1;
         for (i, v) in batch {
             let slot = self.inputs[i].as_mut().expect("checked above");
-            Arc::make_mut(&mut slot.value)
-                .append(Axis(0), v.panel.view())
-                .expect("columns checked above");
+            push_rows(Arc::make_mut(&mut slot.value), v.panel.view());
             crate::pool::give_panel(v.panel);
             slot.given_shape[0] += k;
             slot.changed_at = next;
@@ -678,6 +706,8 @@ impl Engine {
                 replaced_at: o.replaced_at,
                 verified_at: revision,
                 first,
+                cache: o.cache,
+                cache_end: o.cache_end,
             });
         }
         match failure.into_inner().unwrap_or_else(|e| e.into_inner()) {
@@ -762,14 +792,26 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// Runs a kernel, turning a panic into the run's failure (`None`).
-    fn kernel(&self, i: usize, args: &[View<'_>], rows: usize) -> Option<(Panel, f64)> {
+    /// Runs a kernel, turning a panic into the run's failure (`None`). `cache` is warm
+    /// when it was left by a run that ended where this one starts.
+    fn kernel(
+        &self,
+        i: usize,
+        args: &[View<'_>],
+        rows: usize,
+        cache: &mut Cache,
+        warm: bool,
+    ) -> Option<(Panel, f64)> {
         let spec = &self.engine.spec.nodes[i];
+        cache.begin(warm);
         let start = Instant::now();
-        let result = catch_unwind(AssertUnwindSafe(|| (spec.kernel)(args, rows)));
+        let result = catch_unwind(AssertUnwindSafe(|| (spec.kernel)(args, rows, cache)));
         let seconds = start.elapsed().as_secs_f64();
         match result {
-            Ok(v) => Some((v, seconds)),
+            Ok(v) => {
+                cache.settle();
+                Some((v, seconds))
+            }
             Err(panic) => {
                 let message = panic
                     .downcast_ref::<&str>()
@@ -800,6 +842,8 @@ impl<'a> Run<'a> {
                 first: c.first,
                 ran: None,
                 cutoff: false,
+                cache: c.cache,
+                cache_end: c.cache_end,
             }),
             Some(c) if self.grown_only(i, &c, deps) => self.new_rows(i, c, deps),
             cached => self.recompute(i, cached, deps),
@@ -824,11 +868,11 @@ impl<'a> Run<'a> {
         };
         let from = c.first + c.value.nrows() as u64;
         let reach = from.saturating_sub(self.engine.spec.nodes[i].lookback as u64);
-        deps.iter().all(|d| d.replaced_at <= c.verified_at) && from <= self.end && common <= reach
+        deps.iter().all(|d| d.replaced_at <= c.verified_at) && from < self.end && common <= reach
     }
 
     /// Computes node `i`'s rows after those it holds and appends them to its value.
-    fn new_rows(&self, i: usize, c: Cached, deps: &[Dep<'_>]) -> Option<Outcome> {
+    fn new_rows(&self, i: usize, mut c: Cached, deps: &[Dep<'_>]) -> Option<Outcome> {
         let from = c.first + c.value.nrows() as u64;
         let reach = from.saturating_sub(self.engine.spec.nodes[i].lookback as u64);
         let args: Vec<View<'_>> = deps
@@ -842,15 +886,18 @@ impl<'a> Run<'a> {
             })
             .collect();
         let rows = (self.end - from) as usize;
-        let Some((new, seconds)) = self.kernel(i, &args, rows) else {
+        let warm = c.cache_end == Some(from);
+        let Some((new, seconds)) = self.kernel(i, &args, rows, &mut c.cache, warm) else {
+            c.cache_end = None;
             *self.previous[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(c);
             return None;
         };
         let mut value = c.value;
         let t = new.nrows();
-        Arc::make_mut(&mut value)
-            .append(Axis(0), new.slice(s![t - rows.min(t).., ..]))
-            .expect("the kernel keeps the node's columns");
+        push_rows(
+            Arc::make_mut(&mut value),
+            new.slice(s![t - rows.min(t).., ..]),
+        );
         crate::pool::give_panel(new);
         Some(Outcome {
             value,
@@ -859,13 +906,15 @@ impl<'a> Run<'a> {
             first: c.first,
             ran: Some((seconds, rows as u64)),
             cutoff: false,
+            cache: c.cache,
+            cache_end: Some(self.end),
         })
     }
 
     /// Computes node `i` over every row its dependencies hold. After dropped rows (a
     /// bounded stream), its first `lookback` rows would read rows that are gone: it keeps
     /// the rest. Early cutoff: a value bitwise equal to the cached one keeps its revisions.
-    fn recompute(&self, i: usize, cached: Option<Cached>, deps: &[Dep<'_>]) -> Option<Outcome> {
+    fn recompute(&self, i: usize, mut cached: Option<Cached>, deps: &[Dep<'_>]) -> Option<Outcome> {
         let e = self.engine;
         let spec = &e.spec.nodes[i];
         let common = self.common_first(i, deps);
@@ -881,10 +930,18 @@ impl<'a> Run<'a> {
             Some(start) => (self.end - start) as usize,
             None => args.first().map_or(0, |a| a.nrows()),
         };
-        let Some((mut new, seconds)) = self.kernel(i, &args, rows) else {
+        let mut cache = cached
+            .as_mut()
+            .map(|c| std::mem::take(&mut c.cache))
+            .unwrap_or_default();
+        let Some((mut new, seconds)) = self.kernel(i, &args, rows, &mut cache, false) else {
+            if let Some(c) = cached.as_mut() {
+                c.cache_end = None;
+            }
             *self.previous[i].lock().unwrap_or_else(|e| e.into_inner()) = cached;
             return None;
         };
+        let cache_end = Some(self.end);
         let mut first = 0;
         if common.is_some() {
             let unknown = if start > 0 { spec.lookback } else { 0 };
@@ -907,6 +964,8 @@ impl<'a> Run<'a> {
                     first,
                     ran,
                     cutoff: true,
+                    cache,
+                    cache_end,
                 }
             }
             previous => {
@@ -920,6 +979,8 @@ impl<'a> Run<'a> {
                     first,
                     ran,
                     cutoff: false,
+                    cache,
+                    cache_end,
                 }
             }
         })
@@ -953,16 +1014,16 @@ mod tests {
     use crate::kernels::map;
     use ndarray::Array2;
 
-    fn add1(a: &[View<'_>], _rows: usize) -> Panel {
+    fn add1(a: &[View<'_>], _rows: usize, _cache: &mut crate::cache::Cache) -> Panel {
         map([a[0]], |[x]| x + 1.0)
     }
-    fn sum2(a: &[View<'_>], _rows: usize) -> Panel {
+    fn sum2(a: &[View<'_>], _rows: usize, _cache: &mut crate::cache::Cache) -> Panel {
         map([a[0], a[1]], |[x, y]| x + y)
     }
-    fn sign0(a: &[View<'_>], _rows: usize) -> Panel {
+    fn sign0(a: &[View<'_>], _rows: usize, _cache: &mut crate::cache::Cache) -> Panel {
         map([a[0]], |[x]| if x > 0.0 { 1.0 } else { 0.0 })
     }
-    fn boom(_: &[View<'_>], _rows: usize) -> Panel {
+    fn boom(_: &[View<'_>], _rows: usize, _cache: &mut crate::cache::Cache) -> Panel {
         panic!("kernel exploded")
     }
 
@@ -1096,7 +1157,7 @@ mod tests {
     // Two independent nodes that each wait (bounded) for the other to start: they only
     // both see the other if the scheduler runs them at the same time.
     static STARTED: AtomicUsize = AtomicUsize::new(0);
-    fn rendezvous(a: &[View<'_>], _rows: usize) -> Panel {
+    fn rendezvous(a: &[View<'_>], _rows: usize, _cache: &mut crate::cache::Cache) -> Panel {
         STARTED.fetch_add(1, Ordering::SeqCst);
         let deadline = Instant::now() + std::time::Duration::from_secs(10);
         while STARTED.load(Ordering::SeqCst) < 2 && Instant::now() < deadline {

@@ -17,6 +17,7 @@
 //!   them: warm engines, the request and response documents, typed failures;
 //! - `lambda` (feature `lambda`): the AWS Lambda transport behind a generated `bootstrap`.
 
+pub mod cache;
 pub mod cs;
 pub mod engine;
 pub mod error;

@@ -63,6 +63,10 @@ class KernelPlan:
     steps: list[Step] = field(default_factory=list)
     # Rows of its time-indexed arguments before its first output row that the kernel reads.
     lookback: int = 0
+    # The cache slots of intermediates read before the kernel's first row (idents), and
+    # those intermediates (views of their slot, not recycled).
+    slots: list[str] = field(default_factory=list)
+    cached: set[str] = field(default_factory=set)
 
 
 def op_lookback(call: ir.Call) -> int:
@@ -237,19 +241,37 @@ class _Lowering:
             demand(text, need[ident] + self.op_lookbacks[ident])
         self.plan.lookback = max(arg_need.values(), default=0)
 
+        # An intermediate read before the kernel's first row keeps its last rows in a slot
+        # of the kernel's cache between runs (sray_runtime::cache): after an append it
+        # computes only the new rows too.
+        cached = {ident: self.names(_TEMP + "slot" + ident, f"c{k}")
+                  for k, ident in enumerate(i for i, _ in self.plan.statements if need[i] > 0)}
+
         def view(text: str, extra: int) -> str:
             parts = text.split(_MARK)
             for i in range(1, len(parts), 2):
                 leaf = self.operands[int(parts[i])]
-                v = f"args[{self.slot[leaf.name]}]" if isinstance(leaf, ir.Ref) else f"{self.names(leaf.name)}.view()"
+                if isinstance(leaf, ir.Ref):
+                    v = f"args[{self.slot[leaf.name]}]"
+                else:
+                    ident = self.names(leaf.name)
+                    v = ident if ident in cached else f"{ident}.view()"
                 if self.timed(leaf):
                     self.plan.uses.add("tail")
                     v = f"tail({v}, rows + {extra})" if extra else f"tail({v}, rows)"
                 parts[i] = v
             return "".join(parts)
 
-        self.plan.statements = [(ident, view(text, need[ident] + self.op_lookbacks[ident]))
-                                for ident, text in self.plan.statements]
+        statements = []
+        for ident, text in self.plan.statements:
+            # `rows` inside the closure of a cached one is the rows it computes.
+            text = view(text, self.op_lookbacks[ident])
+            if ident in cached:
+                text = f"{cached[ident]}.rows(rows, {need[ident]}, |rows| {text})"
+            statements.append((ident, text))
+        self.plan.statements = statements
+        self.plan.slots = list(cached.values())
+        self.plan.cached = set(cached)
         self.plan.result = view(self.plan.result, 0)
 
     # -- the node -----------------------------------------------------------------------
@@ -266,7 +288,8 @@ class _Lowering:
         else:
             self.plan.result = self.map_call(lets, result, self.node.name)
         self.render()
-        self.plan.recycled = [ident for ident, _ in self.plan.statements if ident != self.plan.result]
+        self.plan.recycled = [ident for ident, _ in self.plan.statements
+                              if ident != self.plan.result and ident not in self.plan.cached]
         if self.plan.recycled:
             self.plan.out = self.names(_TEMP + "out", "out")
             self.plan.uses.add("pool")

@@ -59,6 +59,7 @@ class NodeCtx:
     statements: list[tuple[str, str]]  # `let ident = expression;` before the result
     result: str  # the kernel's returned Panel
     recycled: list[str]  # temporaries given back to the buffer pool after the result
+    slots: list[str]  # cache slots of intermediates read before the kernel's first row
     out: str  # the identifier the result is bound to while they are (when there are any)
     uses: set[str]  # runtime items the kernel uses (map, s, ts, cs, la, pool, tail)
     doc: str
@@ -103,6 +104,7 @@ def _node_ctx(node: ir.Node, index: int, slots: dict[str, int], dims: dict[str, 
         statements=plan.statements,
         result=plan.result,
         recycled=plan.recycled,
+        slots=plan.slots,
         out=plan.out,
         uses=plan.uses,
         doc=node.doc,

@@ -392,10 +392,10 @@ mod tests {
     use crate::View;
     use std::task::{Wake, Waker};
 
-    fn double(a: &[View<'_>], _rows: usize) -> Panel {
+    fn double(a: &[View<'_>], _rows: usize, _cache: &mut crate::cache::Cache) -> Panel {
         map([a[0]], |[x]| 2.0 * x)
     }
-    fn boom(_: &[View<'_>], _rows: usize) -> Panel {
+    fn boom(_: &[View<'_>], _rows: usize, _cache: &mut crate::cache::Cache) -> Panel {
         panic!("kernel exploded")
     }
 
@@ -443,17 +443,17 @@ mod tests {
         levels: &[&[0]],
     };
     #[cfg(feature = "linalg")]
-    fn project(a: &[View<'_>], _rows: usize) -> Panel {
+    fn project(a: &[View<'_>], _rows: usize, _cache: &mut crate::cache::Cache) -> Panel {
         crate::linalg::matmul(a[0], a[1])
     }
     #[cfg(not(feature = "linalg"))]
-    fn project(a: &[View<'_>], _rows: usize) -> Panel {
+    fn project(a: &[View<'_>], _rows: usize, _cache: &mut crate::cache::Cache) -> Panel {
         let (a, b) = (a[0], a[1]);
         Panel::from_shape_fn((a.nrows(), b.ncols()), |(i, j)| {
             a.row(i).iter().zip(b.column(j)).map(|(x, y)| x * y).sum()
         })
     }
-    fn scale(a: &[View<'_>], _rows: usize) -> Panel {
+    fn scale(a: &[View<'_>], _rows: usize, _cache: &mut crate::cache::Cache) -> Panel {
         map([a[0]], |[w]| 10.0 * w)
     }
     // returns (T, N) @ loadings (N, K): outputs of two shapes, inputs with named dims.

@@ -14,6 +14,7 @@
     clippy::let_and_return
 )]
 
+use sray_runtime::cache::Cache;
 use sray_runtime::engine::{Engine, GraphSpec, NodeSpec};
 use sray_runtime::kernels::map;
 use sray_runtime::kernels::tail;
@@ -87,7 +88,7 @@ pub static SPEC: GraphSpec = GraphSpec {
 };
 
 /// Kernel of node "f1": its last `rows` rows.
-fn node_f1(args: &[View<'_>], rows: usize) -> Panel {
+fn node_f1(args: &[View<'_>], rows: usize, _cache: &mut Cache) -> Panel {
     map(
         [tail(args[0], rows), tail(args[1], rows)],
         |[open, close]| open + close,
@@ -95,7 +96,7 @@ fn node_f1(args: &[View<'_>], rows: usize) -> Panel {
 }
 
 /// Kernel of node "f2": its last `rows` rows.
-fn node_f2(args: &[View<'_>], rows: usize) -> Panel {
+fn node_f2(args: &[View<'_>], rows: usize, _cache: &mut Cache) -> Panel {
     map(
         [tail(args[0], rows), tail(args[1], rows)],
         |[close, open]| close - open,
@@ -103,14 +104,14 @@ fn node_f2(args: &[View<'_>], rows: usize) -> Panel {
 }
 
 /// Kernel of node "f3": its last `rows` rows.
-fn node_f3(args: &[View<'_>], rows: usize) -> Panel {
+fn node_f3(args: &[View<'_>], rows: usize, _cache: &mut Cache) -> Panel {
     map([tail(args[0], rows), tail(args[1], rows)], |[f1, f2]| {
         f1 * f2
     })
 }
 
 /// Kernel of node "spread": its last `rows` rows.
-fn node_spread(args: &[View<'_>], rows: usize) -> Panel {
+fn node_spread(args: &[View<'_>], rows: usize, _cache: &mut Cache) -> Panel {
     map([tail(args[0], rows), tail(args[1], rows)], |[high, low]| {
         let mid = (high + low) / 2.0;
         (high - low) / mid
@@ -118,7 +119,7 @@ fn node_spread(args: &[View<'_>], rows: usize) -> Panel {
 }
 
 /// Kernel of node "breakout": its last `rows` rows.
-fn node_breakout(args: &[View<'_>], rows: usize) -> Panel {
+fn node_breakout(args: &[View<'_>], rows: usize, _cache: &mut Cache) -> Panel {
     map(
         [
             tail(args[0], rows),
@@ -135,7 +136,7 @@ fn node_breakout(args: &[View<'_>], rows: usize) -> Panel {
 }
 
 /// Kernel of node "score": its last `rows` rows.
-fn node_score(args: &[View<'_>], rows: usize) -> Panel {
+fn node_score(args: &[View<'_>], rows: usize, _cache: &mut Cache) -> Panel {
     map(
         [
             tail(args[0], rows),
