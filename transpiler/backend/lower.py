@@ -38,6 +38,9 @@ from .names import IdentAllocator
 _TEMP = "\0t"  # prefix of the IR names of materialized temporaries (never a user name)
 _MARK = "\x01"  # brackets a placeholder for an operand in a statement's text, until `rows` are known
 TIME_DIM = ir.PANEL_DIMS[0]  # the row dim of time-indexed values
+# `a @ b` whose left operand's rows are time: computed row by row in a fixed order, so that
+# a row's bits do not depend on the rows around it (the GEMM of `la::matmul` does).
+_ROW_LOCAL_MATMUL = "la::matmul_rows({0}, {1})"
 
 
 @dataclass(frozen=True)
@@ -118,7 +121,10 @@ class _Lowering:
         call = ir.Call(e.op, args, e.span)
         self.temp_dims[temp] = self.dims_of(call)
         self.plan.uses.add(op.rust.split("::")[0])
-        self.plan.statements.append((self.names(temp), op.rust.format(*rendered)))
+        rust = op.rust
+        if op.kind == "linalg" and self.timed(args[0]):
+            rust = _ROW_LOCAL_MATMUL  # its rows are time: row-local bits (docs/ops.md)
+        self.plan.statements.append((self.names(temp), rust.format(*rendered)))
         self.op_lookbacks[self.names(temp)] = op_lookback(call)
         arrays = [r for p, r in zip(op.params, rendered) if p in op.panel_params]
         self.plan.steps.append(Step(self.names(temp), op.name, (), tuple(self.describe(a) for a in arrays)))
