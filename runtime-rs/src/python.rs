@@ -210,6 +210,11 @@ pub fn set_keep(engine: &mut Engine, keep: Option<usize>) -> PyResult<()> {
             "keep must be at least 1 (rows kept of each node), or None to keep every row",
         ));
     }
+    if let (Some(_), Some(reason)) = (keep, engine.spec().append_blocker()) {
+        return Err(PyValueError::new_err(format!(
+            "keep= makes a stream of appended rows, and this DAG cannot append: {reason}"
+        )));
+    }
     engine.set_keep(keep);
     Ok(())
 }
@@ -281,7 +286,8 @@ fn to_numpy(
 }
 
 /// A new numpy array holding the last `last` rows of a node's value (at most the rows
-/// users see of it): a copy of those rows only.
+/// users see of it): a copy of those rows only. A node whose rows are not time comes
+/// whole.
 fn last_rows(
     py: Python<'_>,
     engine: &Engine,
@@ -289,7 +295,12 @@ fn last_rows(
     value: &Panel,
     last: usize,
 ) -> Py<PyAny> {
-    let rows = engine.visible_rows(node, value).min(last);
+    let visible = engine.visible_rows(node, value);
+    let rows = if engine.spec().nodes[node].timed {
+        visible.min(last)
+    } else {
+        visible
+    };
     let tail = value.slice(ndarray::s![value.nrows() - rows.., ..]);
     if engine.output_shape(value, rows).len() == 1 {
         PyArray1::from_array(py, &tail.index_axis(Axis(1), 0))
