@@ -10,7 +10,11 @@
 (c) incremental: one of 5 inputs changes; recompute vs the cone's share of a full run,
     the share measured with nodes computed one at a time;
 (d) memory bandwidth: a plain Rust triad over the same bytes (runtime-rs/examples);
-(e) the cost of a window of 250 against a window of 20, per window op.
+(e) the cost of a window of 250 against a window of 20, per window op;
+(f) streaming: the 37 factors on 2000 x 3000, then one new row appended and the new row of
+    every factor asked for (`append` + `compute(names, last=1)`), against a full compute
+    of the same object and against pandas recomputing the factors on the last `lookback`
+    rows; and 250 single-row appends against one append of the same 250 rows.
 
 Every contender runs `--repeat` times (default 5) and the median is reported, with the
 cores it used (process CPU seconds over wall seconds, all threads counted) beside the
@@ -330,6 +334,61 @@ def bench_windows(build: Path, rows: int, cols: int, repeat: int) -> dict[str, f
     return {op: median[f"{op}_250"] / median[f"{op}_20"] for op in [*WINDOW_OPS, "correlation"]}
 
 
+def bench_streaming(build: Path, rows: int, cols: int, repeat: int, steps: int = 250) -> dict:
+    """(f): appends of new rows to the 37 factors' inputs, and the new rows asked for."""
+    import pandas as pd
+
+    from sray_transpiler.analyses.lookback import max_lookback
+    from translate import pandas_dag
+
+    path = ROOT / "examples" / "alphas101.py"
+    module = build_and_import(path, build / "alphas")
+    data = synthetic_market(rows + steps, cols)
+    head = {k: np.ascontiguousarray(v[:rows]) for k, v in data.items()}
+    names = module.Alphas(**head).nodes()
+    dag_ir = load_ir(path).dags[0]
+    lookback = max_lookback(dag_ir)
+
+    def fresh():
+        obj = module.Alphas(**head)
+        obj.compute(names)
+        return obj
+
+    full = measure_compiled(lambda: module.Alphas(**head), lambda o: o.compute(names), repeat)
+    obj = fresh()
+    start = time.perf_counter()
+    obj.append(**{k: v[rows] for k, v in data.items()})
+    obj.compute(names, last=1)
+    first = time.perf_counter() - start
+    singles = []
+    for t in range(rows + 1, rows + steps):
+        row = {k: v[t] for k, v in data.items()}
+        start = time.perf_counter()
+        obj.append(**row)
+        obj.compute(names, last=1)
+        singles.append(time.perf_counter() - start)
+    single_rows = sum(st["rows"] for st in obj.stats().values())
+    del obj
+    # The same rows at once, on an object in the same state (its first append done).
+    chunks = []
+    for _ in range(repeat):
+        obj = fresh()
+        obj.append(**{k: v[rows] for k, v in data.items()})
+        obj.compute(names, last=1)
+        start = time.perf_counter()
+        obj.append(**{k: v[rows + 1:rows + steps] for k, v in data.items()})
+        obj.compute(names, last=steps - 1)
+        chunks.append(time.perf_counter() - start)
+        del obj
+    window = {k: pd.DataFrame(v[rows + steps - 1 - lookback:rows + steps]) for k, v in data.items()}
+    pandas_fn = pandas_dag(dag_ir)
+    tail_pandas = measure(lambda: pandas_fn(window), repeat)
+    med = statistics.median
+    return {"full": full["median"], "first": first, "single": med(singles), "p90": float(np.quantile(singles, 0.9)),
+            "singles_total": sum(singles), "chunk": med(chunks), "steps": steps - 1, "pandas_tail": tail_pandas["median"],
+            "lookback": lookback, "threads": rayon_threads(), "rows_per_step": single_rows}
+
+
 def machine() -> str:
     cpu = "unknown cpu"
     if Path("/proc/cpuinfo").exists():
@@ -371,7 +430,7 @@ def main() -> None:
                         help="repeats of the slow baselines of (b): polars, the numpy reference, pandas "
                              "(default: --repeat, as every other contender; fewer is printed beside the times)")
     parser.add_argument("--build", type=Path, default=ROOT / "build" / "bench")
-    parser.add_argument("--only", default="abcde", help="which benchmarks to run, e.g. `ad` (default: all)")
+    parser.add_argument("--only", default="abcdef", help="which benchmarks to run, e.g. `ad` (default: all)")
     for hidden in ("--child", "--site", "--module"):  # the one-thread child process
         parser.add_argument(hidden, help=argparse.SUPPRESS)
     parser.add_argument("--rows", type=int, help=argparse.SUPPRESS)
@@ -401,6 +460,8 @@ def main() -> None:
         print("    " + ", ".join(f"{op} {ratio:.2f}x" for op, ratio in w.items()) + "\n")
     if "c" in args.only:
         run_c(args, size_b)
+    if "f" in args.only:
+        run_f(args, size_b)
 
 
 def print_table(results: dict[str, dict], against: str = "compiled") -> None:
@@ -454,6 +515,21 @@ def run_c(args, size_b) -> None:
     print(f"    measured from the per-node seconds of the concurrent full run instead, the share is "
           f"{c['concurrent_share']:.0%} (ratio {c['recompute'] / (c['concurrent_share'] * c['full']):.2f}); "
           f"the recompute's own kernels took {c['cone_kernels']:.3f} s of node time")
+
+
+def run_f(args, size_b) -> None:
+    f = bench_streaming(args.build, *size_b, args.repeat)
+    print(f"(f) streaming, examples/alphas101.py, {size_b[0]}x{size_b[1]} then one row at a time, "
+          f"{f['threads']} threads; append + compute(names, last=1) of the 37 factors:")
+    print(f"    one appended row: {1e3 * f['single']:.2f} ms median over {f['steps']} appends "
+          f"(p90 {1e3 * f['p90']:.2f} ms; target <= 3 ms); full compute of the same object "
+          f"{f['full']:.3f} s: {f['full'] / f['single']:.0f}x (target >= 1000x)")
+    print(f"    the first append after a batch compute: {f['first']:.3f} s (values move into growable "
+          f"buffers once)")
+    print(f"    pandas recomputing the 37 factors on the last lookback + 1 = {f['lookback'] + 1} rows, "
+          f"1 thread: {1e3 * f['pandas_tail']:.1f} ms: {f['pandas_tail'] / f['single']:.1f}x the append")
+    print(f"    {f['steps']} single-row appends {f['singles_total']:.3f} s vs the same rows in one append "
+          f"{f['chunk']:.3f} s: {f['singles_total'] / f['chunk']:.2f}x (target <= 3x)\n")
 
 
 if __name__ == "__main__":
