@@ -60,8 +60,8 @@ impl Cache {
                 let tail = slot.value.slice(s![t - slot.need.min(t).., ..]);
                 let mut buffer = Vec::with_capacity(2 * tail.len() + tail.ncols());
                 buffer.extend(tail.iter().copied());
-                let kept = Panel::from_shape_vec(tail.dim(), buffer).expect("the tail's values");
-                crate::pool::give_panel(std::mem::replace(&mut slot.value, kept));
+                // The old buffer is freed, not pooled (see `engine::keep_last`).
+                slot.value = Panel::from_shape_vec(tail.dim(), buffer).expect("the tail's values");
             }
         }
     }
@@ -85,8 +85,7 @@ impl Slot {
             push_rows(&mut self.value, new.slice(s![t - rows.min(t).., ..]));
             crate::pool::give_panel(new);
         } else {
-            let new = compute(rows + need);
-            crate::pool::give_panel(std::mem::replace(&mut self.value, new));
+            self.value = compute(rows + need);
         }
         let t = self.value.nrows();
         self.value.slice(s![t - (rows + need).min(t).., ..])

@@ -62,8 +62,12 @@ pub struct NodeSpec {
     pub public: bool,
     /// Its rows are time ("T"): appends add rows to it.
     pub timed: bool,
-    /// Rows of its time-indexed dependencies before an output row that its kernel reads.
+    /// Rows of its time-indexed dependencies before an output row that its kernel reads:
+    /// the most of [`NodeSpec::reads`].
     pub lookback: usize,
+    /// Per dependency (in the order of `deps`), the rows before an output row that the
+    /// kernel reads of it (0 for one whose rows are not time).
+    pub reads: &'static [usize],
 }
 
 /// A whole DAG, as generated: the static schedule.
@@ -137,16 +141,14 @@ impl GraphSpec {
         let n_in = self.inputs.len();
         let mut total: Vec<usize> = Vec::with_capacity(self.nodes.len());
         for node in self.nodes {
-            let upstream = node
+            let longest = node
                 .deps
                 .iter()
-                .filter(|&&d| self.slot_timed(d))
-                .map(|&d| d.checked_sub(n_in).map_or(0, |j| total[j]))
+                .zip(node.reads)
+                .filter(|(&d, _)| self.slot_timed(d))
+                .map(|(&d, &reads)| d.checked_sub(n_in).map_or(0, |j| total[j]) + reads)
                 .max();
-            total.push(match (node.timed, upstream) {
-                (true, Some(up)) => up + node.lookback,
-                _ => 0,
-            });
+            total.push(if node.timed { longest.unwrap_or(0) } else { 0 });
         }
         total
     }
@@ -276,7 +278,9 @@ fn keep_last(value: Arc<Panel>, rows: usize) -> Arc<Panel> {
     let mut buffer = Vec::with_capacity(2 * tail.len());
     buffer.extend(tail.iter().copied());
     let cut = Panel::from_shape_vec(tail.dim(), buffer).expect("as many values as the tail");
-    crate::pool::recycle(value);
+    // Freed, not pooled: a bounded stream's old buffers would pile up in the pool (which
+    // keeps up to a quarter of memory) and its memory would not stay flat.
+    drop(value);
     Arc::new(cut)
 }
 
@@ -1042,6 +1046,7 @@ mod tests {
                 public: true,
                 timed: true,
                 lookback: 0,
+                reads: &[0],
             },
             NodeSpec {
                 name: "B",
@@ -1051,6 +1056,7 @@ mod tests {
                 public: true,
                 timed: true,
                 lookback: 0,
+                reads: &[0],
             },
             NodeSpec {
                 name: "C",
@@ -1060,6 +1066,7 @@ mod tests {
                 public: true,
                 timed: true,
                 lookback: 0,
+                reads: &[0],
             },
             NodeSpec {
                 name: "D",
@@ -1069,6 +1076,7 @@ mod tests {
                 public: true,
                 timed: true,
                 lookback: 0,
+                reads: &[0],
             },
             NodeSpec {
                 name: "E",
@@ -1078,6 +1086,7 @@ mod tests {
                 public: true,
                 timed: true,
                 lookback: 0,
+                reads: &[0],
             },
             NodeSpec {
                 name: "F",
@@ -1087,6 +1096,7 @@ mod tests {
                 public: true,
                 timed: true,
                 lookback: 0,
+                reads: &[0, 0],
             },
             NodeSpec {
                 name: "G",
@@ -1096,6 +1106,7 @@ mod tests {
                 public: true,
                 timed: true,
                 lookback: 0,
+                reads: &[0],
             },
         ],
         levels: &[&[0, 3, 6], &[1, 4], &[2], &[5]],
@@ -1183,6 +1194,7 @@ mod tests {
                 public: true,
                 timed: true,
                 lookback: 0,
+                reads: &[0],
             },
             NodeSpec {
                 name: "right",
@@ -1192,6 +1204,7 @@ mod tests {
                 public: true,
                 timed: true,
                 lookback: 0,
+                reads: &[0],
             },
             NodeSpec {
                 name: "both",
@@ -1201,6 +1214,7 @@ mod tests {
                 public: true,
                 timed: true,
                 lookback: 0,
+                reads: &[0, 0],
             },
         ],
         levels: &[&[0, 1], &[2]],
@@ -1251,6 +1265,7 @@ mod tests {
                 public: true,
                 timed: true,
                 lookback: 0,
+                reads: &[0],
             })
             .collect();
         let spec: &'static GraphSpec = Box::leak(Box::new(GraphSpec {

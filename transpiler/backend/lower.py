@@ -64,8 +64,10 @@ class KernelPlan:
     out: str = ""
     uses: set[str] = field(default_factory=set)  # runtime items used: map, s, ts, cs, la, pool, tail
     steps: list[Step] = field(default_factory=list)
-    # Rows of its time-indexed arguments before its first output row that the kernel reads.
+    # Rows of its time-indexed arguments before its first output row that the kernel reads:
+    # per argument (`reads`, in the order of `args`), and the most of them (`lookback`).
     lookback: int = 0
+    reads: list[int] = field(default_factory=list)
     # The cache slots of intermediates read before the kernel's first row (idents), and
     # those intermediates (views of their slot, not recycled).
     slots: list[str] = field(default_factory=list)
@@ -246,6 +248,7 @@ class _Lowering:
         for ident, text in reversed(self.plan.statements):
             demand(text, need[ident] + self.op_lookbacks[ident])
         self.plan.lookback = max(arg_need.values(), default=0)
+        self.plan.reads = [arg_need.get(k, 0) for k in range(len(self.reads))]
 
         # An intermediate read before the kernel's first row keeps its last rows in a slot
         # of the kernel's cache between runs (sray_runtime::cache): after an append it

@@ -66,6 +66,7 @@ class NodeCtx:
     private: bool
     timed: bool  # its rows are time ("T"): appends add rows to it
     lookback: int  # rows of its time-indexed dependencies before a row that its kernel reads
+    reads: list[int]  # the same per dependency, in the order of `deps`
     lookback_doc: str  # its total lookback, in words, for the .pyi
 
 
@@ -111,6 +112,7 @@ def _node_ctx(node: ir.Node, index: int, slots: dict[str, int], dims: dict[str, 
         private=node.private,
         timed=dims[node.name][0] == TIME_DIM,
         lookback=plan.lookback,
+        reads=plan.reads,
         lookback_doc=_lookback_doc(lb),
     )
 

@@ -412,6 +412,7 @@ mod tests {
                 public: true,
                 timed: true,
                 lookback: 0,
+                reads: &[0],
             },
             NodeSpec {
                 name: "boom",
@@ -421,6 +422,7 @@ mod tests {
                 public: true,
                 timed: true,
                 lookback: 0,
+                reads: &[0],
             },
         ],
         levels: &[&[0, 1]],
@@ -439,6 +441,7 @@ mod tests {
             public: true,
             timed: true,
             lookback: 0,
+            reads: &[0],
         }],
         levels: &[&[0]],
     };
@@ -470,6 +473,7 @@ mod tests {
                 public: true,
                 timed: true,
                 lookback: 0,
+                reads: &[0, 0],
             },
             NodeSpec {
                 name: "scaled",
@@ -479,6 +483,7 @@ mod tests {
                 public: true,
                 timed: false,
                 lookback: 0,
+                reads: &[0],
             },
         ],
         levels: &[&[0, 1]],

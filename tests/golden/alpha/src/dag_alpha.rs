@@ -37,6 +37,7 @@ pub static SPEC: GraphSpec = GraphSpec {
             public: true,
             timed: true,
             lookback: 0,
+            reads: &[0, 0],
         },
         NodeSpec {
             name: "f2",
@@ -46,6 +47,7 @@ pub static SPEC: GraphSpec = GraphSpec {
             public: true,
             timed: true,
             lookback: 0,
+            reads: &[0, 0],
         },
         NodeSpec {
             name: "f3",
@@ -55,6 +57,7 @@ pub static SPEC: GraphSpec = GraphSpec {
             public: true,
             timed: true,
             lookback: 0,
+            reads: &[0, 0],
         },
         NodeSpec {
             name: "spread",
@@ -64,6 +67,7 @@ pub static SPEC: GraphSpec = GraphSpec {
             public: true,
             timed: true,
             lookback: 0,
+            reads: &[0, 0],
         },
         NodeSpec {
             name: "breakout",
@@ -73,6 +77,7 @@ pub static SPEC: GraphSpec = GraphSpec {
             public: true,
             timed: true,
             lookback: 0,
+            reads: &[0, 0, 0, 0, 0],
         },
         NodeSpec {
             name: "score",
@@ -82,6 +87,7 @@ pub static SPEC: GraphSpec = GraphSpec {
             public: true,
             timed: true,
             lookback: 0,
+            reads: &[0, 0, 0],
         },
     ],
     levels: &[&[0, 1, 3], &[2, 4], &[5]],
