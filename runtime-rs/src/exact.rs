@@ -9,19 +9,21 @@
 //! - [`WindowSum`] keeps the exact sum of a window as a normalized double-double
 //!   `(hi, lo)`: `hi + lo` is the sum exactly and `hi` is that sum correctly rounded.
 //!   A step adds the entering terms and subtracts the leaving ones with error-free
-//!   transformations ([`two_sum`]), a dozen flops a term. When the exact sum of a step
-//!   does not fit in two doubles (the window's values span more than about 2^53 in
-//!   magnitude with bits at both ends, say 1 and 1e-17), the state becomes Shewchuk's
-//!   expansion of the sum ([`Partials`], the partials of Python's `math.fsum`) and slides
-//!   as one, O(its length) per step (a handful of doubles), until the sum fits in two
-//!   doubles again. It is rebuilt from the window's values only where a caller starts it
-//!   (a first full window, the first window after a NaN): O(d) once.
+//!   transformations ([`two_sum`]; 18 flops a term, and a test that nothing was lost).
+//!   When the exact sum of a step does not fit in two doubles (the window's values span
+//!   more than about 2^53 in magnitude with bits at both ends, say 1 and 1e-17), the
+//!   state becomes Shewchuk's expansion of the sum ([`Partials`], the partials of Python's
+//!   `math.fsum`) and slides as one, O(its length) per step (a handful of doubles), until
+//!   the sum fits in two doubles again.
+//! - [`LaneSums`]: [`LANES`] such sums side by side (the columns of a block), their
+//!   double-doubles in arrays so that a step of all of them is a loop that vectorizes.
 //! - [`WindowSum::pair`] is the canonical pair `(round(S), round(S - round(S)))` of the
 //!   exact sum `S`: a function of the window, and `S` itself whenever `S` fits in two
 //!   doubles, so it can feed further exact arithmetic.
 //! - [`co_moment`] computes `n·(p + e) - a·b` from such pairs, correctly rounded: the
 //!   numerator of a sample variance or covariance, `n·Σxy - Σx·Σy`, from exact sums of
-//!   the products `x·y` split exactly into `p + e` by [`two_prod`].
+//!   the products `x·y` split exactly into `p + e` by [`two_prod`]; [`co_moment_lanes`]
+//!   for every lane of [`LaneSums`] at once.
 //!
 //! Values whose magnitude is at least [`HUGE`] (and infinities, and NaN) are never given
 //! to these sums: squares of values up to `HUGE`, times window lengths, stay far from
@@ -50,23 +52,29 @@ pub fn two_sum(a: f64, b: f64) -> (f64, f64) {
     (s, e)
 }
 
+/// Whether the build target has a fused multiply-add (aarch64 always; x86-64 when built
+/// with `-C target-feature=+fma`): then [`two_prod`] is `fma`-based.
+pub const TARGET_FMA: bool = cfg!(any(target_feature = "fma", target_arch = "aarch64"));
+
 /// `a·b = p + e` exactly, `p = fl(a·b)`, unless `e` falls below the smallest normal
 /// double (products under about 2^-969), where `e` is rounded: still a function of `a`
-/// and `b`, so sums built from it stay functions of the window.
-///
-/// With a fused multiply-add in the target (aarch64 always; x86-64 when built with
-/// `-C target-feature=+fma`), `e = fma(a, b, -p)`. Without one (the default x86-64
-/// target) `f64::mul_add` is a call into libm, so Dekker's product (Veltkamp splits)
-/// stands in: the same two doubles wherever `e` is exact, as it is above.
+/// and `b`, so sums built from it stay functions of the window. [`two_prod_with`] as the
+/// build target allows.
 #[inline(always)]
 pub fn two_prod(a: f64, b: f64) -> (f64, f64) {
+    two_prod_with::<TARGET_FMA>(a, b)
+}
+
+/// [`two_prod`]: with `FMA`, `e = fma(a, b, -p)`, for code compiled where the CPU has a
+/// fused multiply-add (the target, or a `#[target_feature(enable = "fma")]` function:
+/// elsewhere `f64::mul_add` is a call into libm); without, Dekker's product (Veltkamp
+/// splits, 17 flops). The two give the same doubles wherever `e` is exact, as above.
+#[inline(always)]
+pub fn two_prod_with<const FMA: bool>(a: f64, b: f64) -> (f64, f64) {
     let p = a * b;
-    #[cfg(any(target_feature = "fma", target_arch = "aarch64"))]
-    {
+    if FMA {
         (p, a.mul_add(b, -p))
-    }
-    #[cfg(not(any(target_feature = "fma", target_arch = "aarch64")))]
-    {
+    } else {
         let (ah, al) = split(a);
         let (bh, bl) = split(b);
         (p, ((ah * bh - p) + ah * bl + al * bh) + al * bl)
@@ -75,7 +83,6 @@ pub fn two_prod(a: f64, b: f64) -> (f64, f64) {
 
 /// Veltkamp's split: `a = hi + lo` with each half of at most 26 significant bits
 /// (exact for `|a| < 2^996`).
-#[cfg(not(any(target_feature = "fma", target_arch = "aarch64")))]
 #[inline(always)]
 fn split(a: f64) -> (f64, f64) {
     let c = 134217729.0 * a; // 2^27 + 1
@@ -92,9 +99,7 @@ pub struct Partials {
 
 impl Partials {
     pub fn new() -> Self {
-        Partials {
-            parts: Vec::with_capacity(8),
-        }
+        Partials { parts: Vec::new() }
     }
 
     /// Back to the empty sum.
@@ -220,11 +225,10 @@ impl WindowSum {
     /// Starts over from the exact sum of `terms` (each finite, below [`HUGE`]): O(their
     /// number).
     pub fn reset(&mut self, terms: impl IntoIterator<Item = f64>) {
-        self.parts.clear();
+        (self.hi, self.lo, self.wide) = (0.0, 0.0, false);
         for v in terms {
-            self.parts.add(v);
+            self.update([v]);
         }
-        self.settle();
     }
 
     /// Adds the terms (a leaving term enters negated): exactly, so that the state is the
@@ -270,6 +274,11 @@ impl WindowSum {
         self.settle();
     }
 
+    /// Sets the state to the exact sum `hi + lo`, a normalized pair (`hi = fl(hi + lo)`).
+    fn set_narrow(&mut self, hi: f64, lo: f64) {
+        (self.hi, self.lo, self.wide) = (hi, lo, false);
+    }
+
     /// From `parts`: the canonical pair, and back to two doubles when the sum fits.
     fn settle(&mut self) {
         if self.parts.parts.len() > MAX_PARTS {
@@ -307,6 +316,119 @@ impl WindowSum {
     }
 }
 
+/// Columns a block kernel advances together: the lanes of a [`LaneSums`].
+pub const LANES: usize = 16;
+
+/// At most this many lanes wanted: [`co_moment_lanes`] goes lane by lane rather than
+/// through a loop over all lanes.
+const SPARSE: usize = 4;
+
+/// [`LANES`] exact window sums side by side, one per column of a block. The
+/// double-double states live in arrays, so that a step of every lane is a loop the
+/// compiler vectorizes ([`LaneSums::update`]); a lane whose sum is wide, or whose step
+/// lost exactness, goes through its own [`WindowSum`] instead.
+#[derive(Clone, Debug)]
+pub struct LaneSums {
+    /// Each lane's canonical pair; its exact sum unless `wide`.
+    hi: [f64; LANES],
+    lo: [f64; LANES],
+    /// The lane's sum needs more than two doubles: `slow[lane]` holds it.
+    wide: [bool; LANES],
+    slow: Vec<WindowSum>,
+}
+
+impl Default for LaneSums {
+    fn default() -> Self {
+        LaneSums::new()
+    }
+}
+
+impl LaneSums {
+    /// Every lane at 0.
+    pub fn new() -> Self {
+        LaneSums {
+            hi: [0.0; LANES],
+            lo: [0.0; LANES],
+            wide: [false; LANES],
+            slow: (0..LANES).map(|_| WindowSum::new()).collect(),
+        }
+    }
+
+    /// Adds `terms[k][lane]` (k = 0, 1, ...) to every lane, exactly (a leaving term
+    /// enters negated).
+    #[inline(always)]
+    pub fn update<const K: usize>(&mut self, terms: [&[f64; LANES]; K]) {
+        let (mut hi, mut lo) = (self.hi, self.lo);
+        let mut lost = [false; LANES];
+        for v in terms {
+            for c in 0..LANES {
+                // As in WindowSum::update: exact while f = 0.
+                let (s, e) = two_sum(hi[c], v[c]);
+                let (t, f) = two_sum(lo[c], e);
+                (hi[c], lo[c]) = two_sum(s, t);
+                lost[c] |= f != 0.0;
+            }
+        }
+        let mut slow = [false; LANES];
+        for c in 0..LANES {
+            slow[c] = self.wide[c] | lost[c];
+            self.hi[c] = if slow[c] { self.hi[c] } else { hi[c] };
+            self.lo[c] = if slow[c] { self.lo[c] } else { lo[c] };
+        }
+        if slow.contains(&true) {
+            for c in (0..LANES).filter(|&c| slow[c]) {
+                self.update_lane(c, terms.map(|v| v[c]));
+            }
+        }
+    }
+
+    /// Adds `terms` to one lane through its expansion (the slow path of
+    /// [`LaneSums::update`], for terms of any number).
+    #[inline(never)]
+    pub fn update_lane(&mut self, lane: usize, terms: impl IntoIterator<Item = f64>) {
+        let slow = &mut self.slow[lane];
+        if !self.wide[lane] {
+            slow.set_narrow(self.hi[lane], self.lo[lane]);
+        }
+        slow.update_with(terms);
+        (self.hi[lane], self.lo[lane], self.wide[lane]) = (slow.hi, slow.lo, slow.wide);
+    }
+
+    /// Subtracts lane `lane` of `other` from lane `lane`, exactly, narrow or wide.
+    pub fn subtract_lane(&mut self, lane: usize, other: &LaneSums) {
+        if other.wide[lane] {
+            let parts = other.slow[lane].parts.parts();
+            self.update_lane(lane, parts.iter().map(|v| -v));
+        } else {
+            self.update_lane(lane, [-other.hi[lane], -other.lo[lane]]);
+        }
+    }
+
+    /// The lane's exact sum correctly rounded (ties to even; `+0.0` for 0).
+    #[inline(always)]
+    pub fn value(&self, lane: usize) -> f64 {
+        self.hi[lane] + 0.0
+    }
+
+    /// The lane's canonical pair, as [`WindowSum::pair`].
+    #[inline(always)]
+    pub fn pair(&self, lane: usize) -> (f64, f64) {
+        (self.hi[lane] + 0.0, self.lo[lane] + 0.0)
+    }
+
+    /// Whether the lane's exact sum needs more than two doubles.
+    #[inline(always)]
+    pub fn is_wide(&self, lane: usize) -> bool {
+        self.wide[lane]
+    }
+
+    /// Every lane's canonical pair, as two arrays (zeros not made positive).
+    #[inline(always)]
+    pub fn pairs(&self) -> (&[f64; LANES], &[f64; LANES]) {
+        (&self.hi, &self.lo)
+    }
+}
+
 /// `n·(p + e) - a·b` correctly rounded (ties to even; `+0.0` for 0), each argument a
 /// canonical pair `(hi, lo)` standing for `hi + lo`; `n` an integer below 2^53. Exact
 /// arithmetic on the pairs' doubles (each product split by [`two_prod`]), so a function of
@@ -314,9 +436,13 @@ impl WindowSum {
 /// `Σy` and the window length, a function of the window.
 ///
 /// A double-double evaluation with a bound on its error answers when the bound shows
-/// which double the exact value rounds to (relative cancellation under about 2^-42: a
-/// window whose mean is within some 2^21 standard deviations of 0); otherwise the
-/// sixteen exact terms go through [`Partials`]. Both give the correctly rounded value.
+/// which double the exact value rounds to; otherwise the sixteen exact terms go through
+/// [`Partials`]. Both give the correctly rounded value. The bound is about 2^-99 of the
+/// leading terms `n·p` and `a·b`, so the exact tier runs for a share of about
+/// `2^-46 · |n·p| / |result|` of the calls: rarely, unless the result cancels to less
+/// than some 2^-40 of them (a window whose mean is millions of standard deviations
+/// away from 0).
+#[inline(always)]
 pub fn co_moment(
     n: f64,
     p: (f64, f64),
@@ -325,22 +451,52 @@ pub fn co_moment(
     b: (f64, f64),
     scratch: &mut Partials,
 ) -> f64 {
-    co_moment_fast(n, p, e, a, b).unwrap_or_else(|| co_moment_exact(n, p, e, a, b, scratch))
+    co_moment_with::<TARGET_FMA>(n, p, e, a, b, scratch)
+}
+
+/// [`co_moment`] with [`two_prod_with::<FMA>`](two_prod_with).
+#[inline(always)]
+pub fn co_moment_with<const FMA: bool>(
+    n: f64,
+    p: (f64, f64),
+    e: (f64, f64),
+    a: (f64, f64),
+    b: (f64, f64),
+    scratch: &mut Partials,
+) -> f64 {
+    match co_moment_fast::<FMA>(n, p, e, a, b) {
+        Some(v) => v,
+        None => co_moment_exact(n, p, e, a, b, scratch),
+    }
 }
 
 /// The double-double tier of [`co_moment`]: `Some(the correctly rounded value)` when its
 /// error bound decides the rounding, else `None`.
 #[inline(always)]
-fn co_moment_fast(
+fn co_moment_fast<const FMA: bool>(
     n: f64,
     p: (f64, f64),
     e: (f64, f64),
     a: (f64, f64),
     b: (f64, f64),
 ) -> Option<f64> {
+    let (r, decided) = co_moment_try::<FMA>(n, p, e, a, b);
+    decided.then_some(r)
+}
+
+/// [`co_moment_fast`] without branches (it vectorizes): the double-double value and
+/// whether it is the correctly rounded one.
+#[inline(always)]
+fn co_moment_try<const FMA: bool>(
+    n: f64,
+    p: (f64, f64),
+    e: (f64, f64),
+    a: (f64, f64),
+    b: (f64, f64),
+) -> (f64, bool) {
     // Leading terms exactly; their difference holds the cancellation.
-    let (np, np_err) = two_prod(n, p.0);
-    let (ab, ab_err) = two_prod(a.0, b.0);
+    let (np, np_err) = two_prod_with::<FMA>(n, p.0);
+    let (ab, ab_err) = two_prod_with::<FMA>(a.0, b.0);
     let (s, s_err) = two_sum(np, -ab);
     // First-order terms (each at most about 2^-52 of the leading ones), summed plainly:
     // 7 terms, 4 of them rounded products, 6 additions: error <= 7u·Σ|t| (u = 2^-53).
@@ -362,22 +518,57 @@ fn co_moment_fast(
     // 2^-49 > 7u / (1 - 8u): covers the rounding of `size` too.
     let bound = size * (1.0 / 562949953421312.0) + 2.0 * left_out;
     let (r, delta) = two_sum(s, rest);
-    if bound == 0.0 && delta == 0.0 {
-        return Some(r + 0.0); // every term but s, -ab was 0: r = s = the exact value
+    // Every term but s, -ab was 0: r = s = the exact value.
+    let exact = bound == 0.0 && delta == 0.0;
+    // The exact value lies within `bound` of r + delta; it rounds to r when that whole
+    // interval stays inside r's rounding interval, whose half-widths are half an ulp of r
+    // (a quarter below a power of two, whose lower neighbour is closer). Below 2^-960
+    // those would be subnormal: left to the exact tier.
+    let bits = r.abs().to_bits();
+    let power = f64::from_bits(bits & 0x7ff0_0000_0000_0000); // 2^exponent(r)
+    let scale = if bits & 0x000f_ffff_ffff_ffff == 0 {
+        1.0 / 18014398509481984.0 // 2^-54
+    } else {
+        1.0 / 9007199254740992.0 // 2^-53
+    };
+    // The factor covers the rounding of the sum on its left.
+    let inside = (delta.abs() + bound) * (1.0 + 1.0 / 1125899906842624.0) < power * scale;
+    (r + 0.0, exact | (inside & (r.abs() >= 1.0e-289)))
+}
+
+/// [`co_moment_with`] of every lane of the sums where `want[lane]`, into `out[lane]`
+/// (the other lanes get any value): the double-double tier of all lanes in one loop the
+/// compiler vectorizes, the exact tier for the lanes it does not decide.
+#[inline(always)]
+pub fn co_moment_lanes<const FMA: bool>(
+    n: f64,
+    [p, e, a, b]: [&LaneSums; 4],
+    want: &[bool; LANES],
+    out: &mut [f64; LANES],
+    scratch: &mut Partials,
+) {
+    if want.iter().filter(|&&w| w).count() <= SPARSE {
+        for c in (0..LANES).filter(|&c| want[c]) {
+            out[c] = co_moment_with::<FMA>(n, p.pair(c), e.pair(c), a.pair(c), b.pair(c), scratch);
+        }
+        return;
     }
-    // Below 2^-960 the quarter-ulp below would be subnormal: left to the exact tier.
-    if !(r.abs() >= 1.0e-289) {
-        return None;
+    let mut decided = [false; LANES];
+    for c in 0..LANES {
+        let pair = |s: &LaneSums| (s.hi[c] + 0.0, s.lo[c] + 0.0);
+        (out[c], decided[c]) = co_moment_try::<FMA>(n, pair(p), pair(e), pair(a), pair(b));
     }
-    // Quarter of r's ulp: under the gap to either neighbour's midpoint, also when r is
-    // a power of two (whose lower neighbour is half an ulp away).
-    let quarter_ulp =
-        f64::from_bits(r.abs().to_bits() & 0x7ff0_0000_0000_0000) * (1.0 / 18014398509481984.0); // 2^-54
-    ((delta.abs() + bound) * (1.0 + 1.0 / 1125899906842624.0) < quarter_ulp).then_some(r)
+    for c in 0..LANES {
+        if want[c] && !decided[c] {
+            out[c] = co_moment_exact(n, p.pair(c), e.pair(c), a.pair(c), b.pair(c), scratch);
+        }
+    }
 }
 
 /// The exact tier of [`co_moment`]: the sixteen doubles of the split products through
 /// [`Partials`], correctly rounded.
+#[cold]
+#[inline(never)]
 fn co_moment_exact(
     n: f64,
     p: (f64, f64),
@@ -623,6 +814,10 @@ mod tests {
                 let mut x = Exact::zero();
                 x.add_product(a, b, 1.0);
                 assert!(x.sub(&Exact::of(&[p, e])).is_zero(), "{a:e} * {b:e}");
+                // The FMA split and Dekker's agree where exact.
+                for split in [two_prod_with::<true>(a, b), two_prod_with::<false>(a, b)] {
+                    assert!(same(split.0, p) && same(split.1, e), "{a:e} * {b:e}");
+                }
             }
         }
     }
@@ -867,6 +1062,54 @@ mod tests {
         assert!(wide > 50, "wide sums were subtracted");
     }
 
+    #[test]
+    fn lane_sums_are_exact_in_every_lane_narrow_or_wide() {
+        // Sixteen lanes of sliding windows (d = 9, filling first): ordinary noise, values
+        // of every kind (wide sums, subnormals, ties), and stretches of each in turn.
+        let mut next = uniform(12);
+        let (d, len) = (9, 300);
+        let streams: Vec<Vec<f64>> = (0..LANES)
+            .map(|c| {
+                (0..len)
+                    .map(|i| match c % 3 {
+                        0 => next() * 10.0 - 5.0,
+                        1 => value(&mut next),
+                        _ if (i / 30) % 2 == 0 => next(),
+                        _ => value(&mut next),
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut sums = LaneSums::new();
+        let (mut wide, mut narrow) = (0, 0);
+        for t in 0..len {
+            let enter: [f64; LANES] = std::array::from_fn(|c| streams[c][t]);
+            let leave: [f64; LANES] =
+                std::array::from_fn(|c| if t >= d { -streams[c][t - d] } else { 0.0 });
+            sums.update([&enter, &leave]);
+            for (c, stream) in streams.iter().enumerate() {
+                let want = Exact::of(&stream[(t + 1).saturating_sub(d)..=t]).pair();
+                let got = sums.pair(c);
+                assert!(
+                    same(got.0, want.0) && same(got.1, want.1),
+                    "lane {c}, t = {t}"
+                );
+                assert!(same(sums.value(c), want.0));
+                if sums.is_wide(c) {
+                    wide += 1;
+                } else {
+                    narrow += 1;
+                }
+            }
+            let mut zero = sums.clone();
+            for c in 0..LANES {
+                zero.subtract_lane(c, &sums);
+                assert!(same(zero.value(c), 0.0) && !zero.is_wide(c));
+            }
+        }
+        assert!(wide > 100 && narrow > 100, "{wide} wide, {narrow} narrow");
+    }
+
     /// The exact `n·(p + e) - a·b` of [`co_moment`], from the oracle.
     fn co_moment_oracle(n: f64, p: (f64, f64), e: (f64, f64), a: (f64, f64), b: (f64, f64)) -> f64 {
         let mut x = Exact::zero();
@@ -885,9 +1128,11 @@ mod tests {
         x.round()
     }
 
+    type Pair = (f64, f64);
+
     /// Canonical pairs of the sums `co_moment` is given for a window pair `xs`, `ys`:
     /// (p, e) of Σx·y, Σx, Σy, from the oracle.
-    fn window_pairs(xs: &[f64], ys: &[f64]) -> ((f64, f64), (f64, f64), (f64, f64), (f64, f64)) {
+    fn window_pairs(xs: &[f64], ys: &[f64]) -> (Pair, Pair, Pair, Pair) {
         let (mut p, mut e) = (Vec::new(), Vec::new());
         for (&x, &y) in xs.iter().zip(ys) {
             let (hi, lo) = two_prod(x, y);
@@ -929,8 +1174,13 @@ mod tests {
             let want = co_moment_oracle(n, p, e, a, b);
             let got = co_moment(n, p, e, a, b, &mut scratch);
             assert!(same(got, want), "case {case}: got {got:e}, want {want:e}");
+            let with_fma = co_moment_with::<true>(n, p, e, a, b, &mut scratch);
+            assert!(
+                same(with_fma, want),
+                "case {case}, FMA: got {with_fma:e}, want {want:e}"
+            );
             assert!(same(co_moment_exact(n, p, e, a, b, &mut scratch), want));
-            match co_moment_fast(n, p, e, a, b) {
+            match co_moment_fast::<TARGET_FMA>(n, p, e, a, b) {
                 Some(v) => {
                     assert!(same(v, want));
                     fast += 1;
