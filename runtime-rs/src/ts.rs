@@ -1,33 +1,46 @@
 //! Time-series kernels: each column on its own, along time (docs/ops.md).
 //!
 //! A window that is not yet full, or that holds a NaN, gives NaN (pandas `min_periods=d`).
-//! Short windows are computed directly, O(d) per step (below). Long windows keep state:
-//! - sums, means, `decay_linear`, `ts_std`, `covariance`, `correlation`: running
-//!   compensated sums / co-moments, O(1) per step, re-anchored by an exact two-pass
-//!   recompute every `d` steps (O(1) amortized), so long series do not drift; O(d) per
-//!   step while the window holds an infinity;
-//! - `ts_min`, `ts_max`, `ts_argmin`, `ts_argmax`: monotonic deques, O(1) amortized;
-//! - `ts_rank`: the window kept sorted: a binary search, but the insert shifts up to d
-//!   values, so O(d) per step (a memmove);
-//! - `ts_product`: a two-stack queue of partial products (no division, zeros are fine),
-//!   O(1) amortized.
+//!
+//! Every kernel is row-local: the value at row `t` is a function, bit for bit, of the
+//! values of its window (rows `t - d + 1 ..= t`; `t - d` and `t` for `delay`, `delta`)
+//! and of nothing else: not of where the series starts, of NaN or infinities before the
+//! window, nor of how the work is split (docs/ops.md, "Row-local determinism"). How each
+//! path keeps it, and its cost per value:
+//!
+//! - Windows of at most [`SMALL_WINDOW`] values, every op: computed directly from the
+//!   window's rows ([`crate::layout::window_rows`]), in order, O(d) per step, each row a
+//!   loop across columns that the compiler vectorizes; bitwise equal to a plain two-pass
+//!   computation (numpy's), so values that are mathematically tied stay tied for a later
+//!   `rank` instead of being split by rounding noise.
+//! - `ts_sum`, `ts_mean`, `decay_linear`, `ts_std`, `covariance`, `correlation` over
+//!   longer windows: exact window sums ([`crate::exact`]), O(1) per step. The running
+//!   state is the exact sum of the window's values (for the moments, of `x`, `y` and of
+//!   the products `x·y`, `x²`, `y²` split exactly into two doubles; for `decay_linear`, of
+//!   `k·x_k` too), so what is rounded from it depends on the window alone: `ts_sum` is the
+//!   correctly rounded sum (Python's `math.fsum`), `ts_mean` that over `d`,
+//!   `decay_linear` the correctly rounded weighted sum over `d(d+1)/2`, and the moments
+//!   come from the correctly rounded `n·Σxy - Σx·Σy` ([`exact::co_moment`]). NaN, ±inf and
+//!   values of magnitude at least [`exact::HUGE`] add 0 to the sums and are counted: a
+//!   window holding a NaN is NaN, one holding ±inf or a huge value is computed directly
+//!   from its values as IEEE arithmetic does (O(d) per step while it lasts). The columns
+//!   advance [`exact::LANES`] at a time, each step's exact arithmetic a loop across them
+//!   that vectorizes; on x86-64, copies compiled for AVX2 and FMA run where the CPU has
+//!   them (same bits).
+//! - `ts_product`, every window: the window's values multiplied oldest first, O(d) per
+//!   step (a running product would need divisions, which zeros break, or partial products
+//!   whose bits depend on where the series started).
+//! - `ts_min`, `ts_max`, `ts_argmin`, `ts_argmax` over windows longer than
+//!   [`DIRECT_ORDER_WINDOW`]: monotonic deques, O(1) amortized; `ts_rank`: the window kept
+//!   sorted, a binary search and an insert that shifts up to d values, O(d) per step.
+//!   Both answer exact functions of the window.
+//! - `delay`, `delta`: a shifted copy.
 //!
 //! Flat windows are detected exactly (the last `d` values are all equal), and there
-//! `ts_std` and `covariance` are exactly 0 and `correlation` is NaN: running sums would
-//! leave ~1e-8 where the true variance is 0, and a later `rank` would reorder that noise.
-//! Windows holding ±inf (but no NaN) are computed directly from the window, as IEEE does.
-//!
-//! Windows of at most [`SMALL_WINDOW`] values are summed directly, in order, every step:
-//! as cheap as a running update at that size, and bitwise equal to a plain two-pass
-//! computation (numpy's), so values that are mathematically tied stay tied for a later
-//! `rank` instead of being split by rounding noise.
-//!
-//! Short windows are computed directly from the window's rows ([`crate::layout::window_rows`]):
-//! each output row from the `d` input rows ending at it, looping across columns, which
-//! the compiler vectorizes. The per-column state machines are for long windows, where
-//! O(d) work per step would cost more than their O(1) updates. Both give the same bits
-//! for sums, moments, extremes and ranks (the tests below check it).
+//! `ts_std` and `covariance` are exactly 0 and `correlation` is NaN: rounding would leave
+//! noise where the true variance is 0, and a later `rank` would reorder that noise.
 
+use crate::exact::{self, co_moment_lanes, two_prod_with, LaneSums, Partials, LANES};
 use crate::layout::{by_column, by_column_block, rolling, window_rows, Rolling};
 use crate::{Panel, View};
 use ndarray::{s, Array2};
@@ -271,18 +284,11 @@ fn plain_sum(values: impl Iterator<Item = f64>) -> f64 {
     values.fold(0.0, |acc, v| acc + v)
 }
 
-/// The last `d` values of a column, with counts of what the running kernels cannot use.
+/// The last `d` values of a column and how many are NaN (long-window `ts_rank`).
 struct Window {
     d: usize,
     values: VecDeque<f64>,
     nans: usize,
-    infs: usize,
-    /// How many of the newest values are equal to each other (a flat run).
-    run: usize,
-    /// Steps since the running sums were last recomputed exactly.
-    since_anchor: usize,
-    /// Running sums are invalid (the window was filling or held a NaN).
-    stale: bool,
 }
 
 impl Window {
@@ -291,78 +297,29 @@ impl Window {
             d,
             values: VecDeque::with_capacity(d + 1),
             nans: 0,
-            infs: 0,
-            run: 0,
-            since_anchor: 0,
-            stale: true,
         }
     }
 
     /// Adds a value; returns the one that left the window, if it was full.
     fn push(&mut self, x: f64) -> Option<f64> {
-        self.run = match self.values.back() {
-            Some(&last) if last == x => self.run + 1,
-            _ => 1,
-        };
-        self.count(x, 1);
+        self.nans += x.is_nan() as usize;
         self.values.push_back(x);
-        self.since_anchor += 1;
         if self.values.len() > self.d {
             let old = self.values.pop_front().expect("len > d >= 1");
-            self.count(old, -1);
+            self.nans -= old.is_nan() as usize;
             Some(old)
         } else {
             None
         }
     }
 
-    fn count(&mut self, x: f64, by: isize) {
-        if x.is_nan() {
-            self.nans = self.nans.wrapping_add_signed(by);
-        } else if x.is_infinite() {
-            self.infs = self.infs.wrapping_add_signed(by);
-        }
-    }
-
-    fn full(&self) -> bool {
-        self.values.len() == self.d
-    }
-
     /// Full and free of NaN: the window has a value.
     fn ready(&self) -> bool {
-        self.full() && self.nans == 0
-    }
-
-    /// All `d` values are equal (zero variance, exactly).
-    #[cfg(test)]
-    fn flat(&self) -> bool {
-        self.run >= self.d
-    }
-
-    /// Whether a ready window's running sums must be rebuilt exactly: after filling or a
-    /// NaN (stale), every `d` steps (anchor), and while infinities make them meaningless
-    /// and at the step after the last one leaves (removing an infinity from an infinite
-    /// running sum gives NaN, not the finite sum of what is left).
-    /// Call only on a ready window; a window that is not ready marks itself stale.
-    fn take_exact(&mut self) -> bool {
-        if self.stale || self.since_anchor >= self.d || self.infs > 0 {
-            self.since_anchor = 0;
-            self.stale = self.infs > 0;
-            true
-        } else {
-            false
-        }
-    }
-
-    /// `ready()`, marking the running sums stale when it is not.
-    fn check_ready(&mut self) -> bool {
-        let ready = self.ready();
-        self.stale |= !ready;
-        ready
+        self.values.len() == self.d && self.nans == 0
     }
 }
 
-/// Neumaier-compensated running sum.
+/// Neumaier-compensated sum (the direct moments of windows holding ±inf or huge values).
 #[derive(Clone, Copy, Default)]
 struct KSum {
     sum: f64,
@@ -424,50 +381,122 @@ pub fn delta<'a>(x: impl Into<View<'a>>, d: usize) -> Panel {
     out
 }
 
-/// The running sum of one contiguous column, without a window copy: the value leaving
-/// the window is read from the column. Same steps as the `Window` state machines (compensated
-/// updates, re-anchored exactly every `d` steps, after a NaN and while infinities are
-/// in the window), so the same bits.
-fn running_sum_column(x: &[f64], d: usize, out: &mut [f64]) {
-    let (mut nans, mut infs, mut since_anchor, mut stale) = (0usize, 0usize, 0usize, true);
-    let mut sum = KSum::default();
-    let count = |v: f64, nans: &mut usize, infs: &mut usize, add: bool| {
-        let slot = if v.is_nan() {
-            nans
-        } else if v.is_infinite() {
-            infs
-        } else {
+/// What the exact sums of a column's window cannot take, counted as the window slides:
+/// NaN (the window is NaN) and special values, ±inf or `|v| >=` [`exact::HUGE`] (the
+/// window is computed directly from its values, as IEEE arithmetic does).
+#[derive(Clone, Copy, Default)]
+struct Counts {
+    nans: usize,
+    specials: usize,
+}
+
+impl Counts {
+    #[inline(always)]
+    fn count(&mut self, v: f64, add: bool) {
+        let slot = if exact::regular(v) {
             return;
+        } else if v.is_nan() {
+            &mut self.nans
+        } else {
+            &mut self.specials
         };
         if add {
             *slot += 1
         } else {
             *slot -= 1
         }
-    };
-    for (t, o) in out.iter_mut().enumerate() {
-        let v = x[t];
-        count(v, &mut nans, &mut infs, true);
-        since_anchor += 1;
-        let old = (t >= d).then(|| x[t - d]);
-        if let Some(old) = old {
-            count(old, &mut nans, &mut infs, false);
-        }
-        if t + 1 < d || nans > 0 {
-            stale = true;
-            *o = f64::NAN;
-            continue;
-        }
-        if stale || since_anchor >= d || infs > 0 {
-            since_anchor = 0;
-            stale = infs > 0; // also recompute when the last infinity has left
-            sum = KSum::of(x[t + 1 - d..=t].iter().copied());
-        } else {
-            sum.add(v);
-            sum.add(-old.expect("a ready window after a ready one is sliding"));
-        }
-        *o = sum.value();
     }
+
+    /// Moves the window of `col` to end at row `t`: `col[t]` enters, `col[t - d]` leaves.
+    #[inline(always)]
+    fn slide(&mut self, col: &[f64], t: usize, d: usize) {
+        self.count(col[t], true);
+        if t >= d {
+            self.count(col[t - d], false);
+        }
+    }
+}
+
+/// Whether to run the kernels' copies compiled with AVX2 and FMA: on x86-64 CPUs that
+/// have both, when the build target does not assume them (the default x86-64 target
+/// assumes neither). Checked at run time (the standard library caches the answer).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn use_avx2_fma() -> bool {
+    !exact::TARGET_FMA
+        && std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma")
+}
+
+/// What a value adds to the exact sums: itself where they take it, 0 for NaN, ±inf and
+/// huge values (which [`Counts`] counts, so that no window holding one reads the sums).
+/// The sums are then exact sums of the window's regular values whatever came before, and
+/// never need rebuilding after a NaN.
+#[inline(always)]
+fn term(v: f64) -> f64 {
+    if exact::regular(v) {
+        v
+    } else {
+        0.0
+    }
+}
+
+/// Long-window `ts_sum` of a block of `width` contiguous columns (column `c` at
+/// `[c * t..][..t]`), [`LANES`] columns advanced together row by row (their exact sums
+/// in one [`LaneSums`], each step a loop across them that vectorizes): the exact sum of
+/// each window correctly rounded, so a function of the window's values; NaN where the
+/// window is not full or holds a NaN; the plain sum of the window oldest first (IEEE)
+/// where it holds ±inf or a huge value.
+#[inline(always)]
+fn exact_sum_lanes(x: &[f64], width: usize, d: usize, out: &mut [f64]) {
+    let t_len = out.len() / width;
+    for first in (0..width).step_by(LANES) {
+        let lanes = LANES.min(width - first);
+        let column = |c: usize| &x[(first + c) * t_len..][..t_len];
+        let mut sums = LaneSums::new();
+        let mut counts = [Counts::default(); LANES];
+        for t in 0..t_len {
+            let (mut enter, mut leave) = ([0.0; LANES], [0.0; LANES]);
+            for c in 0..lanes {
+                let xs = column(c);
+                counts[c].slide(xs, t, d);
+                enter[c] = term(xs[t]);
+                if t >= d {
+                    leave[c] = -term(xs[t - d]);
+                }
+            }
+            sums.update([&enter, &leave]);
+            for c in 0..lanes {
+                out[(first + c) * t_len + t] = if t + 1 < d || counts[c].nans > 0 {
+                    f64::NAN
+                } else if counts[c].specials > 0 {
+                    column(c)[t + 1 - d..=t].iter().fold(0.0, |s, v| s + v)
+                } else {
+                    sums.value(c)
+                };
+            }
+        }
+    }
+}
+
+/// [`exact_sum_lanes`], compiled for AVX2 where the CPU has it.
+fn sum_block(x: &[f64], width: usize, d: usize, out: &mut [f64]) {
+    #[cfg(target_arch = "x86_64")]
+    if use_avx2_fma() {
+        // SAFETY: the CPU has AVX2 and FMA, checked just above.
+        return unsafe { sum_block_avx2(x, width, d, out) };
+    }
+    exact_sum_lanes(x, width, d, out)
+}
+
+/// [`exact_sum_lanes`] compiled with AVX2 and FMA enabled.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn sum_block_avx2(x: &[f64], width: usize, d: usize, out: &mut [f64]) {
+    exact_sum_lanes(x, width, d, out)
 }
 
 /// `x.rolling(d).sum()`.
@@ -476,7 +505,7 @@ pub fn ts_sum<'a>(x: impl Into<View<'a>>, d: usize) -> Panel {
     if window_len(d) <= SMALL_WINDOW {
         return window_rows([x], d, |[w], out| direct_sum(w, out));
     }
-    by_column([x], |[column], out| running_sum_column(column, d, out))
+    by_column_block([x], |[x], width, out| sum_block(x, width, d, out))
 }
 
 /// `x.rolling(d).mean()`.
@@ -489,8 +518,8 @@ pub fn ts_mean<'a>(x: impl Into<View<'a>>, d: usize) -> Panel {
             out.iter_mut().for_each(|o| *o /= inv);
         });
     }
-    by_column([x], |[column], out| {
-        running_sum_column(column, d, out);
+    by_column_block([x], |[x], width, out| {
+        sum_block(x, width, d, out);
         out.iter_mut().for_each(|o| *o /= inv);
     })
 }
@@ -501,88 +530,7 @@ impl<F: FnMut(f64) -> f64 + Send> Rolling for F {
     }
 }
 
-/// One column's half (x or y) of [`running_moments_block`]: the counts of `Window` and
-/// the shifted running mean and Σ (v - mean)², with the window's values read from the
-/// column instead of copied.
-#[derive(Clone, Copy)]
-struct Side {
-    nans: usize,
-    infs: usize,
-    /// How many of the newest values are equal to each other (a flat run).
-    run: usize,
-    since_anchor: usize,
-    stale: bool,
-    /// The shift (a recent value), the mean of the shifted values, Σ (v - mean)².
-    k: f64,
-    m: f64,
-    m2: f64,
-}
-
-impl Side {
-    const NEW: Side = Side {
-        nans: 0,
-        infs: 0,
-        run: 0,
-        since_anchor: 0,
-        stale: true,
-        k: 0.0,
-        m: 0.0,
-        m2: 0.0,
-    };
-
-    fn count(&mut self, v: f64, add: bool) {
-        let slot = if v.is_nan() {
-            &mut self.nans
-        } else if v.is_infinite() {
-            &mut self.infs
-        } else {
-            return;
-        };
-        if add {
-            *slot += 1
-        } else {
-            *slot -= 1
-        }
-    }
-
-    /// `Window::push` then `Window::check_ready` at step `t` of `col`: whether the
-    /// window ending at `t` is full and free of NaN.
-    #[inline(always)]
-    fn push(&mut self, col: &[f64], t: usize, d: usize) -> bool {
-        let v = col[t];
-        self.run = if t > 0 && col[t - 1] == v {
-            self.run + 1
-        } else {
-            1
-        };
-        self.count(v, true);
-        self.since_anchor += 1;
-        if t >= d {
-            self.count(col[t - d], false);
-        }
-        let ready = t + 1 >= d && self.nans == 0;
-        self.stale |= !ready;
-        ready
-    }
-
-    /// `Window::take_exact`.
-    #[inline(always)]
-    fn take_exact(&mut self, d: usize) -> bool {
-        if self.stale || self.since_anchor >= d || self.infs > 0 {
-            self.since_anchor = 0;
-            self.stale = self.infs > 0;
-            true
-        } else {
-            false
-        }
-    }
-
-    fn flat(&self, d: usize) -> bool {
-        self.run >= d
-    }
-}
-
-/// What a running-moments kernel answers.
+/// What a moments kernel answers.
 #[derive(Clone, Copy, PartialEq)]
 enum Stat {
     Std,
@@ -590,15 +538,86 @@ enum Stat {
     Corr,
 }
 
-/// Long-window `ts_std` (`PAIR = false`, y is x), `covariance` or `correlation` of a
-/// block of `width` contiguous columns (column `c` at `[c * t..][..t]`), the columns
-/// advanced together time step by time step so that their dependency chains (a
-/// division feeds the next step's mean) overlap. Per column, the steps and bits of
-/// the per-column state machine this replaced (`Moments`, kept in the tests as the
-/// oracle): Welford updates of values shifted by a recent value, re-anchored by an
-/// exact compensated two-pass recompute every `d` steps, after a NaN or a filling
-/// window and while infinities are in the window; exact flat-window detection.
-fn running_moments_block<const PAIR: bool>(
+/// The length of the run of equal values ending at row `t` of `col`, from the one ending
+/// at `t - 1` (a NaN ends a run: NaN != NaN).
+#[inline(always)]
+fn run_length(previous: usize, col: &[f64], t: usize) -> usize {
+    if t > 0 && col[t - 1] == col[t] {
+        previous + 1
+    } else {
+        1
+    }
+}
+
+/// Slides the exact sums of split products (`sums[0]`: Σp, `sums[1]`: Σe, for
+/// `a·b = p + e` exactly) of every lane: `a·b` enters, `old_a·old_b` leaves.
+#[inline(always)]
+fn slide_products<const FMA: bool>(
+    sums: &mut [LaneSums; 2],
+    (a, b): (&[f64; LANES], &[f64; LANES]),
+    (old_a, old_b): (&[f64; LANES], &[f64; LANES]),
+) {
+    let (mut p, mut e) = ([0.0; LANES], [0.0; LANES]);
+    let (mut old_p, mut old_e) = ([0.0; LANES], [0.0; LANES]);
+    for c in 0..LANES {
+        (p[c], e[c]) = two_prod_with::<FMA>(a[c], b[c]);
+        let (q, f) = two_prod_with::<FMA>(old_a[c], old_b[c]);
+        (old_p[c], old_e[c]) = (-q, -f);
+    }
+    sums[0].update([&p, &old_p]);
+    sums[1].update([&e, &old_e]);
+}
+
+/// The value of a moments kernel on a window pair holding ±inf or huge values (and no
+/// NaN), computed directly: the flat-window rules, else the co-moments of the values
+/// shifted by the window's newest with compensated two-pass sums (IEEE arithmetic on
+/// the values: an infinity gives NaN or ±inf as it does).
+fn special_moments(stat: Stat, flat: bool, xs: &[f64], ys: &[f64]) -> f64 {
+    match (stat, flat) {
+        (Stat::Std | Stat::Cov, true) => return 0.0,
+        (Stat::Corr, true) => return f64::NAN,
+        _ => {}
+    }
+    let n = xs.len() as f64;
+    let (kx, ky) = (xs[xs.len() - 1], ys[ys.len() - 1]);
+    let mx = KSum::of(xs.iter().map(|v| v - kx)).value() / n;
+    let my = KSum::of(ys.iter().map(|v| v - ky)).value() / n;
+    let (mut c, mut m2x, mut m2y) = (KSum::default(), KSum::default(), KSum::default());
+    for (&a, &b) in xs.iter().zip(ys) {
+        let (dx, dy) = (a - kx - mx, b - ky - my);
+        c.add(dx * dy);
+        m2x.add(dx * dx);
+        m2y.add(dy * dy);
+    }
+    let (c, m2x, m2y) = (c.value(), m2x.value(), m2y.value());
+    match stat {
+        Stat::Std => (non_negative(m2x) / (n - 1.0)).sqrt(),
+        Stat::Cov => c / (n - 1.0),
+        Stat::Corr => c / (non_negative(m2x) * non_negative(m2y)).sqrt(),
+    }
+}
+
+/// The exact window sums of a block of [`LANES`] column pairs for
+/// [`exact_moments_lanes`]: `Σx`, `Σy` and, for each product `x·y`, `x·x`, `y·y` the
+/// kernel needs, `Σp` and `Σe` of its exact split `p + e` ([`exact::two_prod_with`]);
+/// all over the regular values of the window ([`term`]).
+struct MomentSums {
+    x: LaneSums,
+    y: LaneSums,
+    xy: [LaneSums; 2],
+    xx: [LaneSums; 2],
+    yy: [LaneSums; 2],
+}
+
+/// Long-window `ts_std` (y is x), `covariance` or `correlation` of a block of `width`
+/// contiguous columns (column `c` at `[c * t..][..t]`), [`LANES`] column pairs advanced
+/// together row by row, each step's exact sums and co-moments loops across the lanes
+/// that vectorize: `n·Σxy - Σx·Σy` (and `n·Σx² - (Σx)²`, `n·Σy² - (Σy)²`) correctly
+/// rounded by [`exact::co_moment_lanes`] from exact window sums ([`MomentSums`]), so
+/// functions of the window; the exact flat-window rules first; [`special_moments`] where
+/// a window holds ±inf or a huge value.
+#[inline(always)]
+fn exact_moments_lanes<const FMA: bool>(
     x: &[f64],
     y: &[f64],
     width: usize,
@@ -608,79 +627,147 @@ fn running_moments_block<const PAIR: bool>(
 ) {
     let t_len = out.len() / width;
     let n = d as f64;
-    let ddof = n - 1.0;
-    let mut lanes = vec![(Side::NEW, Side::NEW, 0.0f64); width];
-    for t in 0..t_len {
-        for (c, (sx, sy, cxy)) in lanes.iter_mut().enumerate() {
-            let xs = &x[c * t_len..][..t_len];
-            let ys = if PAIR { &y[c * t_len..][..t_len] } else { xs };
-            let o = &mut out[c * t_len + t];
-            let ready_x = sx.push(xs, t, d);
-            let ready_y = !PAIR || sy.push(ys, t, d);
-            if !(ready_x & ready_y) {
-                *o = f64::NAN;
+    // n·Σab - Σa·Σb is n·(n - 1) times the sample co-moment of a and b.
+    let scale = n * (n - 1.0);
+    let pair = stat != Stat::Std;
+    let mut scratch = Partials::new();
+    for first in (0..width).step_by(LANES) {
+        let lanes = LANES.min(width - first);
+        fn column(v: &[f64], c: usize, t_len: usize) -> &[f64] {
+            &v[c * t_len..][..t_len]
+        }
+        let new = || [LaneSums::new(), LaneSums::new()];
+        let mut s = MomentSums {
+            x: LaneSums::new(),
+            y: LaneSums::new(),
+            xy: new(),
+            xx: new(),
+            yy: new(),
+        };
+        let (mut count_x, mut count_y) = ([Counts::default(); LANES], [Counts::default(); LANES]);
+        let (mut run_x, mut run_y) = ([0usize; LANES], [0usize; LANES]);
+        for t in 0..t_len {
+            // The terms entering (a) and leaving (b) each lane's sums.
+            let (mut ax, mut ay) = ([0.0; LANES], [0.0; LANES]);
+            let (mut bx, mut by) = ([0.0; LANES], [0.0; LANES]);
+            for c in 0..lanes {
+                let xs = column(x, first + c, t_len);
+                run_x[c] = run_length(run_x[c], xs, t);
+                count_x[c].slide(xs, t, d);
+                ax[c] = term(xs[t]);
+                if t >= d {
+                    bx[c] = term(xs[t - d]);
+                }
+                if pair {
+                    let ys = column(y, first + c, t_len);
+                    run_y[c] = run_length(run_y[c], ys, t);
+                    count_y[c].slide(ys, t, d);
+                    ay[c] = term(ys[t]);
+                    if t >= d {
+                        by[c] = term(ys[t - d]);
+                    }
+                }
+            }
+            // Every lane at once.
+            s.x.update([&ax, &bx.map(|v| -v)]);
+            if stat == Stat::Std {
+                slide_products::<FMA>(&mut s.xx, (&ax, &ax), (&bx, &bx));
+            } else {
+                s.y.update([&ay, &by.map(|v| -v)]);
+                slide_products::<FMA>(&mut s.xy, (&ax, &ay), (&bx, &by));
+                if stat == Stat::Corr {
+                    slide_products::<FMA>(&mut s.xx, (&ax, &ax), (&bx, &bx));
+                    slide_products::<FMA>(&mut s.yy, (&ay, &ay), (&by, &by));
+                }
+            }
+            // Which lanes read the sums: windows full, free of NaN and special values,
+            // and not flat (whose values the rules fix).
+            let mut want = [false; LANES];
+            for c in 0..lanes {
+                let (cx, cy) = (count_x[c], if pair { count_y[c] } else { count_x[c] });
+                let o = &mut out[(first + c) * t_len + t];
+                let flat = run_x[c] >= d || (pair && run_y[c] >= d);
+                *o = if t + 1 < d || cx.nans + cy.nans > 0 {
+                    f64::NAN
+                } else if flat {
+                    if stat == Stat::Corr {
+                        f64::NAN
+                    } else {
+                        0.0
+                    }
+                } else if cx.specials + cy.specials > 0 {
+                    let w = t + 1 - d..=t;
+                    let ys = if pair {
+                        column(y, first + c, t_len)
+                    } else {
+                        column(x, first + c, t_len)
+                    };
+                    special_moments(stat, false, &column(x, first + c, t_len)[w.clone()], &ys[w])
+                } else {
+                    want[c] = true;
+                    continue;
+                };
+            }
+            if !want.contains(&true) {
                 continue;
             }
-            let exact_x = sx.take_exact(d);
-            let exact_y = PAIR && sy.take_exact(d);
-            if exact_x | exact_y {
-                let w = t + 1 - d..=t;
-                sx.k = xs[t];
-                sx.m = KSum::of(xs[w.clone()].iter().map(|v| v - sx.k)).value() / n;
-                if PAIR {
-                    sy.k = ys[t];
-                    sy.m = KSum::of(ys[w.clone()].iter().map(|v| v - sy.k)).value() / n;
-                    let (mut c, mut m2x, mut m2y) =
-                        (KSum::default(), KSum::default(), KSum::default());
-                    for (&a, &b) in xs[w.clone()].iter().zip(&ys[w]) {
-                        let (dx, dy) = (a - sx.k - sx.m, b - sy.k - sy.m);
-                        c.add(dx * dy);
-                        m2x.add(dx * dx);
-                        m2y.add(dy * dy);
-                    }
-                    (*cxy, sx.m2, sy.m2) = (c.value(), m2x.value(), m2y.value());
-                } else {
-                    let mut m2x = KSum::default();
-                    for &a in &xs[w] {
-                        let dx = a - sx.k - sx.m;
-                        m2x.add(dx * dx);
-                    }
-                    sx.m2 = m2x.value();
+            let mut v = [0.0; LANES];
+            let sc = &mut scratch;
+            match stat {
+                Stat::Std => {
+                    co_moment_lanes::<FMA>(n, [&s.xx[0], &s.xx[1], &s.x, &s.x], &want, &mut v, sc);
+                    v = v.map(|m| (non_negative(m) / scale).sqrt());
                 }
-            } else {
-                // Remove the oldest pair (n: d -> d-1), then add the new one (d-1 -> d).
-                let oa = xs[t - d] - sx.k;
-                let a = xs[t] - sx.k;
-                let mx1 = sx.m - (oa - sx.m) / (n - 1.0);
-                sx.m2 -= (oa - mx1) * (oa - sx.m);
-                let dx = a - mx1;
-                if PAIR {
-                    let ob = ys[t - d] - sy.k;
-                    let b = ys[t] - sy.k;
-                    let my1 = sy.m - (ob - sy.m) / (n - 1.0);
-                    *cxy -= (oa - mx1) * (ob - sy.m);
-                    sy.m2 -= (ob - my1) * (ob - sy.m);
-                    let dy = b - my1;
-                    sx.m = mx1 + dx / n;
-                    sy.m = my1 + dy / n;
-                    *cxy += dx * (b - sy.m);
-                    sx.m2 += dx * (a - sx.m);
-                    sy.m2 += dy * (b - sy.m);
-                } else {
-                    sx.m = mx1 + dx / n;
-                    sx.m2 += dx * (a - sx.m);
+                Stat::Cov => {
+                    co_moment_lanes::<FMA>(n, [&s.xy[0], &s.xy[1], &s.x, &s.y], &want, &mut v, sc);
+                    v = v.map(|m| m / scale);
+                }
+                Stat::Corr => {
+                    let (mut vx, mut vy) = ([0.0; LANES], [0.0; LANES]);
+                    co_moment_lanes::<FMA>(n, [&s.xy[0], &s.xy[1], &s.x, &s.y], &want, &mut v, sc);
+                    co_moment_lanes::<FMA>(n, [&s.xx[0], &s.xx[1], &s.x, &s.x], &want, &mut vx, sc);
+                    co_moment_lanes::<FMA>(n, [&s.yy[0], &s.yy[1], &s.y, &s.y], &want, &mut vy, sc);
+                    for c in 0..LANES {
+                        v[c] /= non_negative(vx[c]).sqrt() * non_negative(vy[c]).sqrt();
+                    }
                 }
             }
-            let flat = sx.flat(d) || (PAIR && sy.flat(d));
-            *o = match (stat, flat) {
-                (Stat::Std, true) | (Stat::Cov, true) => 0.0,
-                (Stat::Corr, true) => f64::NAN,
-                (Stat::Std, false) => (non_negative(sx.m2) / ddof).sqrt(),
-                (Stat::Cov, false) => *cxy / ddof,
-                (Stat::Corr, false) => *cxy / (non_negative(sx.m2) * non_negative(sy.m2)).sqrt(),
-            };
+            for c in (0..lanes).filter(|&c| want[c]) {
+                out[(first + c) * t_len + t] = v[c];
+            }
         }
     }
+}
+
+/// [`exact_moments_lanes`] as this CPU runs it best: on x86-64 builds that do not assume
+/// AVX2 and FMA, a copy compiled with them where the CPU has both (checked at run time):
+/// 4-wide vector loops, and exact product splits ([`exact::two_prod_with`]) of two flops
+/// instead of Dekker's seventeen. Both copies give the same bits (the splits agree
+/// wherever they are exact, which is everywhere but among products below about 2^-969).
+fn moments_block(x: &[f64], y: &[f64], width: usize, d: usize, stat: Stat, out: &mut [f64]) {
+    #[cfg(target_arch = "x86_64")]
+    if use_avx2_fma() {
+        // SAFETY: the CPU has AVX2 and FMA, checked just above.
+        return unsafe { moments_block_avx2(x, y, width, d, stat, out) };
+    }
+    exact_moments_lanes::<{ exact::TARGET_FMA }>(x, y, width, d, stat, out)
+}
+
+/// [`exact_moments_lanes`] compiled with AVX2 and FMA enabled.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn moments_block_avx2(
+    x: &[f64],
+    y: &[f64],
+    width: usize,
+    d: usize,
+    stat: Stat,
+    out: &mut [f64],
+) {
+    exact_moments_lanes::<true>(x, y, width, d, stat, out)
 }
 
 /// `x.rolling(d).std()` (ddof=1); exactly 0 on a flat window.
@@ -697,7 +784,7 @@ pub fn ts_std<'a>(x: impl Into<View<'a>>, d: usize) -> Panel {
         });
     }
     by_column_block([x], |[x], width, out| {
-        running_moments_block::<false>(x, x, width, d, Stat::Std, out)
+        moments_block(x, x, width, d, Stat::Std, out)
     })
 }
 
@@ -726,7 +813,7 @@ pub fn covariance<'a>(x: impl Into<View<'a>>, y: impl Into<View<'a>>, d: usize) 
         return direct_cov(x, y, d, false);
     }
     by_column_block([x, y], |[x, y], width, out| {
-        running_moments_block::<true>(x, y, width, d, Stat::Cov, out)
+        moments_block(x, y, width, d, Stat::Cov, out)
     })
 }
 
@@ -738,7 +825,7 @@ pub fn correlation<'a>(x: impl Into<View<'a>>, y: impl Into<View<'a>>, d: usize)
         return direct_cov(x, y, d, true);
     }
     by_column_block([x, y], |[x, y], width, out| {
-        running_moments_block::<true>(x, y, width, d, Stat::Corr, out)
+        moments_block(x, y, width, d, Stat::Corr, out)
     })
 }
 
@@ -857,40 +944,167 @@ pub fn ts_rank<'a>(x: impl Into<View<'a>>, d: usize) -> Panel {
     })
 }
 
-/// `x.rolling(d).apply(np.prod)`, from a two-stack queue of partial products.
+/// Long-window `ts_product` of a block of `width` contiguous columns: each window's
+/// values multiplied oldest first (as [`direct_product`]), O(d) per step; NaN results
+/// are `f64::NAN`. Column by
+/// column, [`PRODUCT_RUN`] consecutive rows at a time kept in registers, so that the loop
+/// over the window's values reads the column (in L1) with vector loads.
+#[inline(always)]
+fn product_columns(x: &[f64], width: usize, d: usize, out: &mut [f64]) {
+    let t_len = out.len() / width;
+    for (xs, os) in x.chunks_exact(t_len).zip(out.chunks_exact_mut(t_len)) {
+        let first = (d - 1).min(t_len);
+        os[..first].fill(f64::NAN);
+        // Output row t reads rows t - d + 1 ..= t: for the run starting at row `t`,
+        // window value k of its i-th row is xs[t - d + 1 + k + i].
+        let mut t = first;
+        while t < t_len {
+            let run = PRODUCT_RUN.min(t_len - t);
+            let base = t + 1 - d;
+            let mut acc = [0.0; PRODUCT_RUN];
+            if run == PRODUCT_RUN {
+                acc.copy_from_slice(&xs[base..base + PRODUCT_RUN]);
+                for k in 1..d {
+                    let row: &[f64; PRODUCT_RUN] = xs[base + k..base + k + PRODUCT_RUN]
+                        .try_into()
+                        .expect("a run of values");
+                    for i in 0..PRODUCT_RUN {
+                        acc[i] *= row[i];
+                    }
+                }
+            } else {
+                for i in 0..run {
+                    acc[i] = xs[base + i..base + i + d][1..]
+                        .iter()
+                        .fold(xs[base + i], |p, v| p * v);
+                }
+            }
+            // One NaN for every NaN: of two NaN operands a multiplication keeps either's
+            // sign and payload, as the compiler ordered the operands, which the vector and
+            // the scalar loops (chosen by where a row falls in its run) may do differently.
+            for (o, &p) in os[t..t + run].iter_mut().zip(&acc) {
+                *o = if p.is_nan() { f64::NAN } else { p };
+            }
+            t += run;
+        }
+    }
+}
+
+/// Rows per run of [`product_columns`].
+const PRODUCT_RUN: usize = 16;
+
+/// [`product_columns`], compiled for AVX2 where the CPU has it.
+fn product_block(x: &[f64], width: usize, d: usize, out: &mut [f64]) {
+    #[cfg(target_arch = "x86_64")]
+    if use_avx2_fma() {
+        // SAFETY: the CPU has AVX2 and FMA, checked just above.
+        return unsafe { product_block_avx2(x, width, d, out) };
+    }
+    product_columns(x, width, d, out)
+}
+
+/// [`product_columns`] compiled with AVX2 and FMA enabled.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn product_block_avx2(x: &[f64], width: usize, d: usize, out: &mut [f64]) {
+    product_columns(x, width, d, out)
+}
+
+/// `x.rolling(d).apply(np.prod)`: the window's values multiplied oldest first, at every
+/// window length, O(d) per step (a running product would need divisions, which zeros
+/// break, or a queue of partial products, whose bits depend on where the series
+/// started). Short windows row by row across columns ([`direct_product`]), long ones
+/// column by column ([`product_columns`]): the same multiplications in the same order.
 pub fn ts_product<'a>(x: impl Into<View<'a>>, d: usize) -> Panel {
     let x: View<'a> = x.into();
     if window_len(d) <= SMALL_WINDOW {
         return window_rows([x], d, |[w], out| direct_product(w, out));
     }
-    rolling(x, || {
-        let mut w = Window::new(window_len(d));
-        // `front` holds suffix products of the older values (top = the oldest's);
-        // `back` the newer values, whose product is `back_product`.
-        let mut front: Vec<f64> = Vec::with_capacity(d);
-        let mut back: Vec<f64> = Vec::with_capacity(d);
-        let mut back_product = 1.0;
-        move |v: f64| {
-            if w.push(v).is_some() {
-                if front.is_empty() {
-                    let mut acc = 1.0;
-                    for value in back.drain(..).rev() {
-                        acc *= value;
-                        front.push(acc);
-                    }
-                    back_product = 1.0;
+    by_column_block([x], |[x], width, out| product_block(x, width, d, out))
+}
+
+/// Long-window `decay_linear` of a block of `width` contiguous columns, [`LANES`] columns
+/// advanced together as in [`exact_sum_lanes`]: the exact weighted sum `W = Σ k·x_k`
+/// (k = 1 for the oldest) of each window's regular values, slid exactly as
+/// `W_new = W_old - S_old + d·x_new` (`S` the window's exact sum, `d·x` split exactly),
+/// correctly rounded, over `total`; NaN where the window is not full or holds a NaN; the
+/// direct weighted sum (IEEE) where it holds ±inf or a huge value.
+#[inline(always)]
+fn exact_decay_lanes<const FMA: bool>(x: &[f64], width: usize, d: usize, out: &mut [f64]) {
+    let t_len = out.len() / width;
+    let total = (d * (d + 1)) as f64 / 2.0;
+    let weight = d as f64;
+    for first in (0..width).step_by(LANES) {
+        let lanes = LANES.min(width - first);
+        let column = |c: usize| &x[(first + c) * t_len..][..t_len];
+        let (mut sum, mut weighted) = (LaneSums::new(), LaneSums::new());
+        let mut counts = [Counts::default(); LANES];
+        for t in 0..t_len {
+            let (mut enter, mut leave) = ([0.0; LANES], [0.0; LANES]);
+            for c in 0..lanes {
+                let xs = column(c);
+                counts[c].slide(xs, t, d);
+                enter[c] = term(xs[t]);
+                if t >= d {
+                    leave[c] = -term(xs[t - d]);
                 }
-                front.pop();
             }
-            back.push(v);
-            back_product *= v;
-            if w.ready() {
-                front.last().copied().unwrap_or(1.0) * back_product
-            } else {
-                f64::NAN
+            // Every weight drops by one (the oldest, weight 1, leaves) and the new value
+            // gets weight d: W - S + d·x, with S the previous window's sum (before `sum`
+            // slides), subtracted through its expansion in the lanes where it is wide.
+            let (mut p, mut e) = ([0.0; LANES], [0.0; LANES]);
+            let (hi, lo) = sum.pairs();
+            let (mut minus_hi, mut minus_lo) = ([0.0; LANES], [0.0; LANES]);
+            for c in 0..LANES {
+                (p[c], e[c]) = two_prod_with::<FMA>(weight, enter[c]);
+                let narrow = !sum.is_wide(c);
+                minus_hi[c] = if narrow { -hi[c] } else { 0.0 };
+                minus_lo[c] = if narrow { -lo[c] } else { 0.0 };
+            }
+            weighted.update([&minus_hi, &minus_lo, &p, &e]);
+            for c in (0..lanes).filter(|&c| sum.is_wide(c)) {
+                weighted.subtract_lane(c, &sum);
+            }
+            sum.update([&enter, &leave]);
+            for c in 0..lanes {
+                out[(first + c) * t_len + t] = if t + 1 < d || counts[c].nans > 0 {
+                    f64::NAN
+                } else if counts[c].specials > 0 {
+                    let w = &column(c)[t + 1 - d..=t];
+                    let direct = w
+                        .iter()
+                        .enumerate()
+                        .fold(0.0, |s, (k, v)| s + (k + 1) as f64 * v);
+                    direct / total
+                } else {
+                    weighted.value(c) / total
+                };
             }
         }
-    })
+    }
+}
+
+/// [`exact_decay_lanes`] as this CPU runs it best (see [`moments_block`]).
+fn decay_block(x: &[f64], width: usize, d: usize, out: &mut [f64]) {
+    #[cfg(target_arch = "x86_64")]
+    if use_avx2_fma() {
+        // SAFETY: the CPU has AVX2 and FMA, checked just above.
+        return unsafe { decay_block_avx2(x, width, d, out) };
+    }
+    exact_decay_lanes::<{ exact::TARGET_FMA }>(x, width, d, out)
+}
+
+/// [`exact_decay_lanes`] compiled with AVX2 and FMA enabled.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn decay_block_avx2(x: &[f64], width: usize, d: usize, out: &mut [f64]) {
+    exact_decay_lanes::<true>(x, width, d, out)
 }
 
 /// Linearly weighted mean of the window, the newest value weighted `d`.
@@ -900,40 +1114,13 @@ pub fn decay_linear<'a>(x: impl Into<View<'a>>, d: usize) -> Panel {
     if window_len(d) <= SMALL_WINDOW {
         return window_rows([x], d, |[w], out| direct_decay(w, out, total));
     }
-    rolling(x, || {
-        let mut w = Window::new(window_len(d));
-        // weighted = Σ k·x_k (k = 1 for the oldest), plain = Σ x_k.
-        let (mut weighted, mut plain) = (KSum::default(), KSum::default());
-        move |v: f64| {
-            let old = w.push(v);
-            if !w.check_ready() {
-                return f64::NAN;
-            }
-            if w.take_exact() {
-                weighted = KSum::of(
-                    w.values
-                        .iter()
-                        .enumerate()
-                        .map(|(k, &x)| (k + 1) as f64 * x),
-                );
-                plain = KSum::of(w.values.iter().copied());
-            } else {
-                // Every weight drops by one (the oldest, weight 1, leaves); the new value
-                // gets weight d. `plain` is still the previous window's sum here.
-                let o = old.expect("sliding");
-                weighted.add(-plain.value());
-                weighted.add(d as f64 * v);
-                plain.add(v);
-                plain.add(-o);
-            }
-            weighted.value() / total
-        }
-    })
+    by_column_block([x], |[x], width, out| decay_block(x, width, d, out))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exact::two_prod;
     use ndarray::ShapeBuilder;
 
     /// Uniform values in [0, 1) from a seeded linear congruential generator (tests only).
@@ -1112,216 +1299,6 @@ mod tests {
         }
     }
 
-    /// The per-column state machine `ts_sum` used before `running_sum_column`: the oracle
-    /// that the column kernel gives the same bits.
-    struct Sum {
-        w: Window,
-        sum: KSum,
-    }
-
-    impl Rolling for Sum {
-        fn push(&mut self, x: f64) -> f64 {
-            let old = self.w.push(x);
-            if !self.w.check_ready() {
-                return f64::NAN;
-            }
-            if self.w.d <= SMALL_WINDOW {
-                return plain_sum(self.w.values.iter().copied());
-            }
-            if self.w.take_exact() {
-                self.sum = KSum::of(self.w.values.iter().copied());
-            } else {
-                self.sum.add(x);
-                self.sum
-                    .add(-old.expect("a ready window after a ready one is sliding"));
-            }
-            self.sum.value()
-        }
-    }
-
-    fn sum_state(d: usize) -> Sum {
-        Sum {
-            w: Window::new(window_len(d)),
-            sum: KSum::default(),
-        }
-    }
-
-    // The per-column state machine `ts_std`, `covariance` and `correlation` used before
-    // `running_moments_block`: the oracle that the block kernel gives the same bits.
-
-    /// Running mean and co-moments of a pair of columns (Welford updates, re-anchored).
-    ///
-    /// Values are shifted by a recent value of their column (`kx`, `ky`, reset at each exact
-    /// recompute), so that at a price level of 1e6 the running mean is not carrying absolute
-    /// errors of 1e-10 into co-moments of 1e-4.
-    struct Moments {
-        x: Window,
-        y: Window,
-        kx: f64,
-        ky: f64,
-        /// Means of the shifted values.
-        mx: f64,
-        my: f64,
-        /// Σ (x - mx)(y - my) over the window.
-        c: f64,
-        /// Σ (x - mx)², Σ (y - my)² over the window.
-        m2x: f64,
-        m2y: f64,
-    }
-
-    impl Moments {
-        fn new(d: usize) -> Self {
-            Moments {
-                x: Window::new(window_len(d)),
-                y: Window::new(d),
-                kx: 0.0,
-                ky: 0.0,
-                mx: 0.0,
-                my: 0.0,
-                c: 0.0,
-                m2x: 0.0,
-                m2y: 0.0,
-            }
-        }
-
-        fn exact(&mut self) {
-            self.kx = *self.x.values.back().expect("a ready window");
-            self.ky = *self.y.values.back().expect("a ready window");
-            let (kx, ky) = (self.kx, self.ky);
-            let n = self.x.values.len() as f64;
-            self.mx = KSum::of(self.x.values.iter().map(|v| v - kx)).value() / n;
-            self.my = KSum::of(self.y.values.iter().map(|v| v - ky)).value() / n;
-            let (mut c, mut m2x, mut m2y) = (KSum::default(), KSum::default(), KSum::default());
-            for (&a, &b) in self.x.values.iter().zip(&self.y.values) {
-                let (dx, dy) = (a - kx - self.mx, b - ky - self.my);
-                c.add(dx * dy);
-                m2x.add(dx * dx);
-                m2y.add(dy * dy);
-            }
-            (self.c, self.m2x, self.m2y) = (c.value(), m2x.value(), m2y.value());
-        }
-
-        /// The two-pass moments, in the order numpy computes them (small windows).
-        fn exact_plain(&mut self) {
-            let n = self.x.d as f64;
-            (self.kx, self.ky) = (0.0, 0.0);
-            self.mx = plain_sum(self.x.values.iter().copied()) / n;
-            self.my = plain_sum(self.y.values.iter().copied()) / n;
-            let (mut c, mut m2x, mut m2y) = (0.0, 0.0, 0.0);
-            for (&a, &b) in self.x.values.iter().zip(&self.y.values) {
-                let (dx, dy) = (a - self.mx, b - self.my);
-                c += dx * dy;
-                m2x += dx * dx;
-                m2y += dy * dy;
-            }
-            (self.c, self.m2x, self.m2y) = (c, m2x, m2y);
-        }
-
-        /// Feeds a pair; returns whether both windows are full and free of NaN.
-        fn push(&mut self, a: f64, b: f64) -> bool {
-            let old_a = self.x.push(a);
-            let old_b = self.y.push(b);
-            let ready = self.x.check_ready() & self.y.check_ready();
-            if !ready {
-                return false;
-            }
-            if self.x.d <= SMALL_WINDOW {
-                self.exact_plain();
-                return true;
-            }
-            if self.x.take_exact() | self.y.take_exact() {
-                self.exact();
-                return true;
-            }
-            let (oa, ob) = (
-                old_a.expect("sliding") - self.kx,
-                old_b.expect("sliding") - self.ky,
-            );
-            let (a, b) = (a - self.kx, b - self.ky);
-            // Remove the oldest pair (n: d -> d-1), then add the new one (d-1 -> d).
-            let n = self.x.d as f64;
-            let (mx1, my1) = (
-                self.mx - (oa - self.mx) / (n - 1.0),
-                self.my - (ob - self.my) / (n - 1.0),
-            );
-            self.c -= (oa - mx1) * (ob - self.my);
-            self.m2x -= (oa - mx1) * (oa - self.mx);
-            self.m2y -= (ob - my1) * (ob - self.my);
-            let (dx, dy) = (a - mx1, b - my1);
-            self.mx = mx1 + dx / n;
-            self.my = my1 + dy / n;
-            self.c += dx * (b - self.my);
-            self.m2x += dx * (a - self.mx);
-            self.m2y += dy * (b - self.my);
-            true
-        }
-    }
-
-    struct Cov {
-        m: Moments,
-        correlation: bool,
-    }
-
-    impl crate::layout::Rolling2 for Cov {
-        fn push(&mut self, a: f64, b: f64) -> f64 {
-            let d = self.m.x.d;
-            if !self.m.push(a, b) || d < 2 {
-                return f64::NAN;
-            }
-            let flat = self.m.x.flat() || self.m.y.flat();
-            match (self.correlation, flat) {
-                (false, true) => 0.0,
-                (false, false) => self.m.c / (d as f64 - 1.0),
-                (true, true) => f64::NAN,
-                (true, false) => {
-                    self.m.c / (non_negative(self.m.m2x) * non_negative(self.m.m2y)).sqrt()
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn running_moments_give_the_bits_of_the_window_state_machine() {
-        let (x, y) = (panel(6), panel(7));
-        for d in [SMALL_WINDOW + 1, 20, 45, 89, 120] {
-            for correlation_ in [false, true] {
-                let want = crate::layout::rolling2(&x, &y, || Cov {
-                    m: Moments::new(d),
-                    correlation: correlation_,
-                });
-                let got = if correlation_ {
-                    correlation(&x, &y, d)
-                } else {
-                    covariance(&x, &y, d)
-                };
-                check("covariance/correlation", &got, |t, j| want[[t, j]]);
-            }
-            let want = rolling(&x, || {
-                let mut m = Moments::new(d);
-                move |v: f64| {
-                    if !m.push(v, v) {
-                        f64::NAN
-                    } else if m.x.flat() {
-                        0.0
-                    } else {
-                        (non_negative(m.m2x) / (d as f64 - 1.0)).sqrt()
-                    }
-                }
-            });
-            check("ts_std", &ts_std(&x, d), |t, j| want[[t, j]]);
-        }
-    }
-
-    #[test]
-    fn running_sums_give_the_bits_of_the_window_state_machine() {
-        let x = panel(5);
-        for d in [SMALL_WINDOW + 1, 20, 45, 89, 120] {
-            let want = rolling(&x, || sum_state(d));
-            check("ts_sum", &ts_sum(&x, d), |t, j| want[[t, j]]);
-            check("ts_mean", &ts_mean(&x, d), |t, j| want[[t, j]] / d as f64);
-        }
-    }
-
     #[test]
     fn fortran_order_panels_give_the_same_values() {
         let x = panel(4);
@@ -1338,7 +1315,7 @@ mod tests {
     }
 
     // Long windows (over SMALL_WINDOW and over DIRECT_ORDER_WINDOW) against exact
-    // arithmetic, not against the state machines the kernels replaced.
+    // arithmetic.
 
     /// A long panel: columns of random values, small integers (ties), flat runs of 70
     /// (flat windows up to 70), a price level of 1e6 and a random walk at 1e4, with NaN
@@ -1531,9 +1508,10 @@ mod tests {
     }
 
     #[test]
-    fn long_window_products_match_the_plain_product() {
+    fn long_window_products_are_the_plain_product() {
         // Values near 1 (so that 250 of them neither overflow nor underflow), zeros, ties,
-        // negative values, flat runs, NaN and ±inf; and the long panel as it is.
+        // negative values, flat runs, NaN and ±inf; and the long panel as it is. The
+        // product is the window's values multiplied oldest first: the same bits.
         let x = long_panel(14, 300, 10);
         let near_one = x.mapv(|v| match v {
             _ if !v.is_finite() => v,
@@ -1542,21 +1520,10 @@ mod tests {
         });
         for panel in [&near_one, &x] {
             for d in LONG {
-                let got = ts_product(panel, d);
-                for ((t, j), &g) in got.indexed_iter() {
-                    let want = window(panel, t, j, d)
-                        .map_or(f64::NAN, |w| w.iter().skip(1).fold(w[0], |p, v| p * v));
-                    // Any order of d roundings is within d ulps of the plain product,
-                    // unless a partial product overflows or underflows on one side only.
-                    close(
-                        "ts_product",
-                        d,
-                        (t, j),
-                        g,
-                        want,
-                        4.0 * d as f64 * f64::EPSILON * want.abs(),
-                    );
-                }
+                check("ts_product", &ts_product(panel, d), |t, j| {
+                    window(panel, t, j, d)
+                        .map_or(f64::NAN, |w| w.iter().skip(1).fold(w[0], |p, v| p * v))
+                });
             }
         }
     }
@@ -1564,5 +1531,308 @@ mod tests {
     #[test]
     fn long_window_extremes_and_ts_rank_match_their_definitions() {
         check_extremes_and_ts_rank(&long_panel(15, 300, 10), &LONG);
+    }
+
+    // Row-local determinism: the value at row t is a function of the window's rows only.
+
+    /// Columns of every kind the kernels meet: noise, small integers (ties), constant
+    /// stretches (flat windows, signed zeros), a price level of 1e6, a walk at 1e4, huge
+    /// values (±1e200, just under and at `exact::HUGE`), tiny values and subnormals among
+    /// ordinary ones and values 2^±60 apart (exact sums wider than two doubles), with NaN
+    /// stretches, single NaNs (of two signs) and ±inf scattered in every column.
+    fn row_local_panel(seed: u64, t: usize) -> Panel {
+        const N: usize = 10;
+        let mut next = uniform(seed);
+        let mut walk = [1e4; N];
+        let mut nan_left = [0usize; N];
+        let below_huge = f64::from_bits(exact::HUGE.to_bits() - 1);
+        Array2::from_shape_fn((t, N), |(i, j)| {
+            let u = next();
+            walk[j] += u - 0.5;
+            if nan_left[j] > 0 {
+                nan_left[j] -= 1;
+                return f64::NAN;
+            }
+            let sign = if next() < 0.5 { -1.0 } else { 1.0 };
+            match j {
+                _ if u < 0.004 => {
+                    nan_left[j] = (next() * 40.0) as usize;
+                    f64::NAN
+                }
+                _ if u < 0.006 => f64::NAN,
+                _ if u < 0.008 => -f64::NAN, // another NaN (sign bit set)
+                _ if u > 0.998 => f64::INFINITY,
+                _ if u > 0.996 => f64::NEG_INFINITY,
+                0 => u * 100.0 - 50.0,
+                1 => (u * 3.0).floor(),
+                2 => ((i / 70) % 3) as f64,
+                3 => 1e6 + u,
+                4 => walk[j],
+                5 if u < 0.02 => sign * [1e200, below_huge, exact::HUGE][(next() * 3.0) as usize],
+                6 if u < 0.05 => sign * 1e-300 * next(),
+                6 if u < 0.1 => sign * f64::from_bits((next() * 1e15) as u64),
+                6 => u * 1e-3,
+                7 => sign * next() * 2f64.powi(if next() < 0.5 { 60 } else { -60 }),
+                8 => [0.0, -0.0, 2.5][(i / 20) % 3],
+                _ => u * 2.0 - 1.0,
+            }
+        })
+    }
+
+    type Op = Box<dyn Fn(View<'_>, View<'_>, usize) -> Panel>;
+
+    /// Every time-series op, with the rows before an output row that it reads beyond its
+    /// window's `d - 1` (1 for `delay` and `delta`, whose window is `d + 1` rows).
+    fn every_ts_op() -> Vec<(&'static str, usize, Op)> {
+        vec![
+            ("delay", 1, Box::new(|x, _, d| delay(x, d))),
+            ("delta", 1, Box::new(|x, _, d| delta(x, d))),
+            ("ts_sum", 0, Box::new(|x, _, d| ts_sum(x, d))),
+            ("ts_mean", 0, Box::new(|x, _, d| ts_mean(x, d))),
+            ("ts_std", 0, Box::new(|x, _, d| ts_std(x, d))),
+            ("ts_min", 0, Box::new(|x, _, d| ts_min(x, d))),
+            ("ts_max", 0, Box::new(|x, _, d| ts_max(x, d))),
+            ("ts_argmin", 0, Box::new(|x, _, d| ts_argmin(x, d))),
+            ("ts_argmax", 0, Box::new(|x, _, d| ts_argmax(x, d))),
+            ("ts_rank", 0, Box::new(|x, _, d| ts_rank(x, d))),
+            ("ts_product", 0, Box::new(|x, _, d| ts_product(x, d))),
+            ("decay_linear", 0, Box::new(|x, _, d| decay_linear(x, d))),
+            ("correlation", 0, Box::new(|x, y, d| correlation(x, y, d))),
+            ("covariance", 0, Box::new(|x, y, d| covariance(x, y, d))),
+        ]
+    }
+
+    const ROW_LOCAL_WINDOWS: [usize; 10] = [1, 2, 5, 16, 17, 30, 64, 65, 100, 250];
+
+    /// `got` (rows `from..` of a run on other rows) equals `want` shifted by `k` rows, bit
+    /// for bit: NaN's sign and payload too (a later op may pass them on).
+    fn same_rows(what: &str, got: &Panel, want: &Panel, k: usize, from: usize) {
+        for ((r, j), &g) in got.indexed_iter().filter(|((r, _), _)| *r >= from) {
+            let w = want[[r + k, j]];
+            let (gb, wb) = (g.to_bits(), w.to_bits());
+            let at = r + k;
+            assert!(
+                gb == wb,
+                "{what}: row {at} col {j}: {g:e} ({gb:#x}) vs {w:e} ({wb:#x})"
+            );
+        }
+    }
+
+    #[test]
+    fn every_ts_op_is_row_local() {
+        // The same panel minus its first k rows gives the same bits from row k + d - 1 on
+        // (k + d for delay and delta), with the panel's NaN stretches, infinities, huge,
+        // tiny and wide values before, inside and across the cut.
+        let (x, y) = (row_local_panel(21, 700), row_local_panel(22, 700));
+        for d in ROW_LOCAL_WINDOWS {
+            for (name, extra, op) in every_ts_op() {
+                let full = op(x.view(), y.view(), d);
+                for k in [1, 7, 37, 300] {
+                    let cut = op(x.slice(s![k.., ..]), y.slice(s![k.., ..]), d);
+                    same_rows(
+                        &format!("{name}, d = {d}, k = {k}"),
+                        &cut,
+                        &full,
+                        k,
+                        d - 1 + extra,
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn ts_ops_ignore_what_comes_before_the_window() {
+        // Rows before the window replaced by other values (NaN, ±inf, huge, tiny, flat
+        // runs: anything that would leave a running state in another place) change no
+        // bit of a row whose window lies after them; nor does computing a subset of the
+        // columns, in another block of columns.
+        let (x, y) = (row_local_panel(23, 600), row_local_panel(24, 600));
+        let (other_x, other_y) = (row_local_panel(25, 600), row_local_panel(26, 600));
+        for d in ROW_LOCAL_WINDOWS {
+            for (name, extra, op) in every_ts_op() {
+                let full = op(x.view(), y.view(), d);
+                for k in [1, 37, 300] {
+                    let (mut px, mut py) = (x.clone(), y.clone());
+                    px.slice_mut(s![..k, ..])
+                        .assign(&other_x.slice(s![..k, ..]));
+                    py.slice_mut(s![..k, ..])
+                        .assign(&other_y.slice(s![..k, ..]));
+                    let got = op(px.view(), py.view(), d);
+                    let from = k + d - 1 + extra;
+                    let rows = s![from.min(got.nrows()).., ..];
+                    let (got, want) = (got.slice(rows).to_owned(), full.slice(rows).to_owned());
+                    same_rows(
+                        &format!("{name}, d = {d}, history of {k}"),
+                        &got,
+                        &want,
+                        0,
+                        0,
+                    );
+                }
+                let cols = op(x.slice(s![.., 3..8]), y.slice(s![.., 3..8]), d);
+                let want = full.slice(s![.., 3..8]).to_owned();
+                same_rows(
+                    &format!("{name}, d = {d}, columns 3..8"),
+                    &cols,
+                    &want,
+                    0,
+                    0,
+                );
+            }
+        }
+    }
+
+    /// Block kernels of one and of two arguments.
+    type OneColumn<'a> = dyn Fn(&[f64], usize, &mut [f64]) + Sync + 'a;
+    type TwoColumns<'a> = dyn Fn(&[f64], &[f64], usize, &mut [f64]) + Sync + 'a;
+
+    #[test]
+    fn generic_and_vector_copies_give_the_same_bits() {
+        // Where the CPU has AVX2 and FMA the long-window kernels run copies compiled for
+        // them; the generic copies (SSE2, Dekker's products) give the same bits, and so
+        // does the generic code with FMA products.
+        let (x, y) = (row_local_panel(30, 400), row_local_panel(31, 400));
+        let one =
+            |f: &OneColumn<'_>| by_column_block([x.view()], |[a], width, out| f(a, width, out));
+        let two = |f: &TwoColumns<'_>| {
+            by_column_block([x.view(), y.view()], |[a, b], width, out| {
+                f(a, b, width, out)
+            })
+        };
+        for d in [17, 64, 250] {
+            let same = |name: &str, got: &Panel, want: &Panel| {
+                let what = format!("{name}, d = {d}");
+                same_rows(&what, got, want, 0, 0);
+            };
+            same(
+                "ts_sum",
+                &ts_sum(&x, d),
+                &one(&|a, w, o| exact_sum_lanes(a, w, d, o)),
+            );
+            same(
+                "ts_product",
+                &ts_product(&x, d),
+                &one(&|a, w, o| product_columns(a, w, d, o)),
+            );
+            for fma in [false, true] {
+                let decay = if fma {
+                    one(&|a, w, o| exact_decay_lanes::<true>(a, w, d, o))
+                } else {
+                    one(&|a, w, o| exact_decay_lanes::<false>(a, w, d, o))
+                };
+                same("decay_linear", &decay_linear(&x, d), &decay);
+                for (stat, want) in [
+                    (Stat::Std, ts_std(&x, d)),
+                    (Stat::Cov, covariance(&x, &y, d)),
+                    (Stat::Corr, correlation(&x, &y, d)),
+                ] {
+                    let got = if fma {
+                        two(&|a, b, w, o| {
+                            let b = if stat == Stat::Std { a } else { b };
+                            exact_moments_lanes::<true>(a, b, w, d, stat, o)
+                        })
+                    } else {
+                        two(&|a, b, w, o| {
+                            let b = if stat == Stat::Std { a } else { b };
+                            exact_moments_lanes::<false>(a, b, w, d, stat, o)
+                        })
+                    };
+                    same("moments", &got, &want);
+                }
+            }
+        }
+    }
+
+    /// Whether `exact` sums take `v` (not NaN, not ±inf, below `exact::HUGE`).
+    fn regular_window(w: &[f64]) -> bool {
+        w.iter().all(|&v| exact::regular(v))
+    }
+
+    #[test]
+    fn long_window_sums_and_decay_are_the_correctly_rounded_exact_values() {
+        // Where a window holds only regular values, ts_sum is its exact sum correctly
+        // rounded (Python's math.fsum), ts_mean that over d and decay_linear the exact
+        // Σ k·x_k correctly rounded over d(d+1)/2; with ±inf or a huge value, the plain
+        // IEEE sums oldest first.
+        let x = row_local_panel(27, 700);
+        for d in [17, 30, 64, 65, 100, 250] {
+            let (sum, mean, decay) = (ts_sum(&x, d), ts_mean(&x, d), decay_linear(&x, d));
+            let total = (d * (d + 1)) as f64 / 2.0;
+            for ((t, j), &g) in sum.indexed_iter() {
+                let Some(w) = window(&x, t, j, d).filter(|w| w.iter().all(|v| !v.is_nan())) else {
+                    assert!(g.is_nan() && mean[[t, j]].is_nan() && decay[[t, j]].is_nan());
+                    continue;
+                };
+                let weighted = |k: usize, v: f64| (k + 1) as f64 * v;
+                let (want_sum, want_weighted) = if regular_window(&w) {
+                    let splits = w.iter().enumerate().flat_map(|(k, &v)| {
+                        let (p, e) = two_prod((k + 1) as f64, v);
+                        [p, e]
+                    });
+                    (fsum(w.iter().copied()) + 0.0, fsum(splits) + 0.0)
+                } else {
+                    let direct = w
+                        .iter()
+                        .enumerate()
+                        .fold(0.0, |s, (k, &v)| s + weighted(k, v));
+                    (plain_sum(w.iter().copied()), direct)
+                };
+                let at = format!("d = {d} at ({t}, {j})");
+                assert!(
+                    same_bits(g, want_sum),
+                    "ts_sum, {at}: {g:e} vs {want_sum:e}"
+                );
+                assert!(
+                    same_bits(mean[[t, j]], want_sum / d as f64),
+                    "ts_mean, {at}"
+                );
+                let want = want_weighted / total;
+                assert!(
+                    same_bits(decay[[t, j]], want),
+                    "decay_linear, {at}: {:e} vs {want:e}",
+                    decay[[t, j]]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn long_window_moments_of_every_kind_of_column_match_exact_arithmetic() {
+        // The tolerances of long_window_moments_match_exact_arithmetic, on the columns of
+        // the row-local tests (huge values and infinities aside: those windows are computed
+        // directly, and the row-local tests cover them).
+        let (x, y) = (row_local_panel(28, 500), row_local_panel(29, 500));
+        for d in [17, 30, 64, 65, 100, 250] {
+            let (std, cov, corr) = (ts_std(&x, d), covariance(&x, &y, d), correlation(&x, &y, d));
+            let ddof = d as f64 - 1.0;
+            for ((t, j), &g) in std.indexed_iter() {
+                let (Some(a), Some(b)) = (window(&x, t, j, d), window(&y, t, j, d)) else {
+                    continue;
+                };
+                let at = (t, j);
+                if regular_window(&a) {
+                    if flat(&a) {
+                        close("ts_std", d, at, g, 0.0, 0.0);
+                    } else {
+                        let want = (exact_moments(&a, &a).1 / ddof).sqrt();
+                        close("ts_std", d, at, g, want, 1e-9 * want);
+                    }
+                }
+                if !(regular_window(&a) && regular_window(&b)) {
+                    continue;
+                }
+                let (gc, gr) = (cov[[t, j]], corr[[t, j]]);
+                if flat(&a) || flat(&b) {
+                    close("covariance", d, at, gc, 0.0, 0.0);
+                    close("correlation", d, at, gr, f64::NAN, 0.0);
+                } else {
+                    let (c, m2x, m2y) = exact_moments(&a, &b);
+                    let spread = (m2x * m2y).sqrt();
+                    close("covariance", d, at, gc, c / ddof, 1e-9 * spread / ddof);
+                    close("correlation", d, at, gr, c / spread, 1e-9);
+                }
+            }
+        }
     }
 }
