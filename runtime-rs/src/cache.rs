@@ -12,6 +12,7 @@
 use crate::engine::push_rows;
 use crate::{Panel, View};
 use ndarray::s;
+use std::any::Any;
 
 /// The slots of one node's kernel (one per intermediate that is read with a lookback).
 #[derive(Default)]
@@ -21,13 +22,41 @@ pub struct Cache {
     warm: bool,
 }
 
-/// The last rows of one intermediate value of a kernel.
+/// The last rows of one intermediate value of a kernel, and the running state of the op
+/// that computes it.
 #[derive(Default)]
 pub struct Slot {
     value: Panel,
     /// Rows before the kernel's first row that the value's readers read.
     need: usize,
     warm: bool,
+    state: OpState,
+}
+
+/// The running state an op keeps between two runs of its kernel (a window's exact sums,
+/// say), so that a run after an append continues from the previous run's last row
+/// instead of rebuilding the state from the window. Ops whose value at a row is a
+/// function of the window alone (row-local, docs/ops.md) give the same bits either way.
+#[derive(Default)]
+pub struct OpState {
+    warm: bool,
+    value: Option<Box<dyn Any + Send + Sync>>,
+}
+
+impl OpState {
+    /// The state the op kept after the previous run's last row, when this run starts
+    /// right after it (the op then computes only the new rows); `None` otherwise.
+    pub fn resume<T: 'static>(&mut self) -> Option<&mut T> {
+        if !self.warm {
+            return None;
+        }
+        self.value.as_mut()?.downcast_mut()
+    }
+
+    /// Keeps the op's state after this run's last row, for the next run.
+    pub fn keep<T: Send + Sync + 'static>(&mut self, state: T) {
+        self.value = Some(Box::new(state));
+    }
 }
 
 impl Cache {
@@ -69,25 +98,37 @@ impl Cache {
 
 impl Slot {
     /// The last `rows + need` rows of an intermediate value (fewer at the start of the
-    /// series): `compute(r)` computes its last `r` rows (or more; the last `r` are kept).
-    /// Warm, the slot holds the `need` rows before and only `rows` new rows are
-    /// computed; cold, all of them are.
+    /// series): `compute(r, state)` computes its last `r` rows (or more; the last `r` are
+    /// kept). Warm, the slot holds the `need` rows before and only `rows` new rows are
+    /// computed, from the op's `state` left by the previous run; cold, all of them are.
     pub fn rows(
         &mut self,
         rows: usize,
         need: usize,
-        compute: impl FnOnce(usize) -> Panel,
+        compute: impl FnOnce(usize, &mut OpState) -> Panel,
     ) -> View<'_> {
         self.need = need;
+        self.state.warm = self.warm;
         if self.warm {
-            let new = compute(rows);
+            let new = compute(rows, &mut self.state);
             let t = new.nrows();
             push_rows(&mut self.value, new.slice(s![t - rows.min(t).., ..]));
             crate::pool::give_panel(new);
         } else {
-            self.value = compute(rows + need);
+            self.value = compute(rows + need, &mut self.state);
         }
         let t = self.value.nrows();
         self.value.slice(s![t - (rows + need).min(t).., ..])
+    }
+
+    /// The last `rows` rows of a value that no later op reads earlier rows of, computed
+    /// by an op that keeps a running state (`compute(rows, state)`, as in [`Slot::rows`]).
+    pub fn run(
+        &mut self,
+        rows: usize,
+        compute: impl FnOnce(usize, &mut OpState) -> Panel,
+    ) -> Panel {
+        self.state.warm = self.warm;
+        compute(rows, &mut self.state)
     }
 }

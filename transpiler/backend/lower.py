@@ -41,6 +41,12 @@ TIME_DIM = ir.PANEL_DIMS[0]  # the row dim of time-indexed values
 # `a @ b` whose left operand's rows are time: computed row by row in a fixed order, so that
 # a row's bits do not depend on the rows around it (the GEMM of `la::matmul` does).
 _ROW_LOCAL_MATMUL = "la::matmul_rows({0}, {1})"
+# Window ops whose long-window kernels keep a running state between runs of a node's
+# kernel (`ts::<op>_from(x.., d, rows, state)`, sray_runtime::cache::OpState): after an
+# append they continue from the previous run's last row instead of rebuilding their
+# window. Windows up to ts::SMALL_WINDOW values are computed directly and keep none.
+RESUMABLE: frozenset[str] = frozenset()
+SMALL_WINDOW = 16
 
 
 @dataclass(frozen=True)
@@ -101,6 +107,7 @@ class _Lowering:
         self.operands: list[ir.Expr] = []  # the leaves placeholders stand for, by number
         self.op_lookbacks: dict[str, int] = {}  # statement ident -> lookback of its op
         self.temp_dims: dict[str, Dims | None] = {}  # temporary (IR name) -> dims
+        self.stateful: set[str] = set()  # statements whose op keeps a running state
 
     # -- hoisting non-elementwise calls out of expressions ------------------------------
 
@@ -126,6 +133,9 @@ class _Lowering:
         rust = op.rust
         if op.kind == "linalg" and self.timed(args[0]):
             rust = _ROW_LOCAL_MATMUL  # its rows are time: row-local bits (docs/ops.md)
+        if op.name in RESUMABLE and op_lookback(call) >= SMALL_WINDOW and self.timed(call):
+            rust = rust.replace(f"ts::{op.name}(", f"ts::{op.name}_from(").removesuffix(")") + ", rows, state)"
+            self.stateful.add(self.names(temp))
         self.plan.statements.append((self.names(temp), rust.format(*rendered)))
         self.op_lookbacks[self.names(temp)] = op_lookback(call)
         arrays = [r for p, r in zip(op.params, rendered) if p in op.panel_params]
@@ -253,8 +263,9 @@ class _Lowering:
         # An intermediate read before the kernel's first row keeps its last rows in a slot
         # of the kernel's cache between runs (sray_runtime::cache): after an append it
         # computes only the new rows too.
-        cached = {ident: self.names(_TEMP + "slot" + ident, f"c{k}")
-                  for k, ident in enumerate(i for i, _ in self.plan.statements if need[i] > 0)}
+        slotted = [i for i, _ in self.plan.statements if need[i] > 0 or i in self.stateful]
+        slots = {ident: self.names(_TEMP + "slot" + ident, f"c{k}") for k, ident in enumerate(slotted)}
+        cached = {ident: slot for ident, slot in slots.items() if need[ident] > 0}
 
         def view(text: str, extra: int) -> str:
             parts = text.split(_MARK)
@@ -275,11 +286,14 @@ class _Lowering:
         for ident, text in self.plan.statements:
             # `rows` inside the closure of a cached one is the rows it computes.
             text = view(text, self.op_lookbacks[ident])
+            state = "state" if ident in self.stateful else "_"
             if ident in cached:
-                text = f"{cached[ident]}.rows(rows, {need[ident]}, |rows| {text})"
+                text = f"{cached[ident]}.rows(rows, {need[ident]}, |rows, {state}| {text})"
+            elif ident in slots:
+                text = f"{slots[ident]}.run(rows, |rows, {state}| {text})"
             statements.append((ident, text))
         self.plan.statements = statements
-        self.plan.slots = list(cached.values())
+        self.plan.slots = list(slots.values())
         self.plan.cached = set(cached)
         self.plan.result = view(self.plan.result, 0)
 
