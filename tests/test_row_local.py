@@ -10,7 +10,8 @@ reach the bits of a row that has its whole window. A last-bit difference matters
 
 The DAGs are drawn once from a fixed seed (every window op with short and long windows up
 to 250, nested in row ops and elementwise code) and built into one module with a few
-fixed DAGs for the regression tests; hypothesis draws the DAG, the data and k.
+fixed DAGs for the regression tests (the kernels that were not row-local; NaNs of both
+signs meeting in `+` and `*`); hypothesis draws the DAG, the data and k.
 """
 
 from __future__ import annotations
@@ -140,6 +141,11 @@ def source() -> str:
     lines += ["", "@dag", "class Regressions:", "    x: Input", "    y: Input"]
     for name, (body, _) in REGRESSIONS.items():
         lines += [f"    def {name}(self):", f"        return {body}"]
+    # Two NaNs of different signs meeting in `+` and `*` (hypothesis found it: L8.n1 =
+    # ts_std(zscore(x), 17) + zscore(x) on a panel whose rows are flat).
+    lines += ["", "@dag", "class Nans:", "    x: Input", "    def total(self):",
+              "        return ts_std(zscore(x), 17) + zscore(x)", "    def product(self):",
+              "        return zscore(x) * ts_mean(zscore(x), 20)"]
     return "\n".join(lines) + "\n"
 
 
@@ -179,7 +185,7 @@ def _calls(e, under=()):
 def test_the_generator_covers_every_window_op_with_small_middle_and_long_windows_and_nesting(tmp_path):
     path = tmp_path / "row_local_dags.py"
     path.write_text(source())
-    calls = [c for dag in parse_checked(path).dags if dag.name != "Regressions"
+    calls = [c for dag in parse_checked(path).dags if dag.name.startswith("L")
              for node in dag.nodes for tree in ir.node_exprs(node) for c in _calls(tree)]
     for op in WINDOW_OPS:
         windows = {d for o, d, _ in calls if o == op}
@@ -202,7 +208,7 @@ def _column_block(rng: np.random.Generator, kind: str, t: int, n: int) -> np.nda
     if kind == "flat":  # constant stretches, some longer than the longest window
         run = int(rng.choice([3, 20, 70, 260]))
         return np.repeat(rng.integers(-2, 3, (t // run + 1, n)).astype(float), run, axis=0)[:t]
-    if kind == "walk":  # a price level: running sums of it lose bits when re-anchored elsewhere
+    if kind == "walk":  # a price level: large sums of small moves
         return 1e4 + np.cumsum(rng.standard_normal((t, n)), axis=0)
     if kind == "growth":  # around 1, for products
         return np.exp(np.cumsum(rng.standard_normal((t, n)) * 0.01, axis=0)) * rng.choice([1.0, 1.01])
@@ -217,8 +223,8 @@ class Column:
     nan_rate: float
     inf_rate: float
     nan_stretch: int  # rows of a NaN run in one column (0: none)
-    spike_rate: float  # rare huge values (bad prints): a compensated running sum then keeps
-    # last bits that a fresh sum of the same window does not
+    spike_rate: float  # rare huge values (bad prints): where compensated running sums kept
+    # last bits that a fresh sum of the same window does not (before the exact sums)
 
 
 def panel(rng: np.random.Generator, column: Column, t: int, n: int) -> np.ndarray:
@@ -270,12 +276,16 @@ _cases = st.builds(
 # -- the check ------------------------------------------------------------------------------
 
 
+def _show(v: np.float64) -> str:
+    return f"{float(v)!r} ({int(v.view(np.uint64)):#018x})"
+
+
 def assert_row_local(cls, data: dict, k: int, lookbacks: dict[str, int], what: str) -> int:
     """Every public node of `cls` on `data` and on `data` minus its first k rows: the rows
     from k + lookback on have the same bits. Returns the number of cells compared."""
     full = cls(**data).compute(list(lookbacks))
     part = cls(**{name: np.ascontiguousarray(a[k:]) for name, a in data.items()}).compute(list(lookbacks))
-    compared = 0
+    compared, problems = 0, []
     for name, lb in lookbacks.items():
         a, b = np.ascontiguousarray(full[name]), np.ascontiguousarray(part[name])
         t = a.shape[0]
@@ -284,11 +294,12 @@ def assert_row_local(cls, data: dict, k: int, lookbacks: dict[str, int], what: s
         differ = a.view(np.uint64) != b.view(np.uint64)
         if differ.any():
             cells = np.argwhere(differ)
-            first = [(int(r) + k + lb, int(c), float(a[r, c]), float(b[r, c])) for r, c in cells[:3]]
-            raise AssertionError(
-                f"{what}.{name} (lookback {lb}, k = {k}, T = {t}): {len(cells)} of {a.size} cells differ; "
-                f"(row of the full panel, column, full value, value without the first k rows): {first}")
+            first = [(int(r) + k + lb, int(c), _show(a[r, c]), _show(b[r, c])) for r, c in cells[:3]]
+            problems.append(f"{what}.{name} (lookback {lb}, k = {k}, T = {t}): {len(cells)} of {a.size} cells "
+                            f"differ; (row of the full panel, column, full value, value without the first k "
+                            f"rows): {first}")
         compared += a.size
+    assert not problems, "\n".join(problems)
     return compared
 
 
@@ -335,3 +346,16 @@ def test_formerly_broken_kernels_are_row_local(built, node):
     full = module.Regressions(**data).compute([node])[node]
     assert np.isfinite(full[k + lb:]).mean() > 0.9  # nothing vacuous: compared cells are numbers
     assert assert_row_local(module.Regressions, data, k, {node: lb}, "Regressions") == (1000 - k - lb) * 5
+
+
+def test_nans_of_different_signs_meeting_in_an_elementwise_op_are_row_local(built):
+    """zscore of a flat row is 0/0 (the CPU's NaN, sign bit set); a window holding a NaN
+    is `f64::NAN` (sign bit clear). Which one `a + b` or `a * b` keeps must not depend on
+    where the row sits in the panel (a vector loop's body versus its remainder)."""
+    t, n, k = 300, 2, 1
+    flat_rows = np.repeat(np.random.default_rng(5).integers(-2, 3, (t, 1)).astype(float), n, axis=1)
+    data = {"x": flat_rows}
+    names = built.lookbacks("Nans")
+    full = built.module.Nans(**data).compute(list(names))
+    assert all(np.isnan(v).all() for v in full.values())  # every cell is a NaN: only their bits can differ
+    assert assert_row_local(built.module.Nans, data, k, names, "Nans") > 0
