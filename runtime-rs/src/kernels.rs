@@ -24,7 +24,23 @@ fn same_flat_layout(args: &[View<'_>]) -> bool {
     })
 }
 
-/// Applies `f` to the cells of `K` same-shaped panels: `out[t, n] = f([a[t, n], b[t, n], ...])`.
+/// `v`, with every NaN made the one quiet NaN `f64::NAN`. Where two NaNs meet in `a + b`
+/// or `a * b`, the CPU keeps one operand's NaN, and the compiler orders the operands of
+/// these commutative ops as it likes, differently in a vectorized loop and in its
+/// remainder; `map` flattens a panel, so which loop a cell falls in depends on its row,
+/// and the sign of such a NaN would change with where a computation starts (an append).
+/// One compare and blend per value, next to the memory traffic of the loop.
+#[inline(always)]
+fn canonical_nan(v: f64) -> f64 {
+    if v.is_nan() {
+        f64::NAN
+    } else {
+        v
+    }
+}
+
+/// Applies `f` to the cells of `K` same-shaped panels: `out[t, n] = f([a[t, n], b[t, n], ...])`,
+/// NaNs made `f64::NAN` (see `canonical_nan`).
 ///
 /// The output keeps the memory order (C or Fortran) of the first argument when all
 /// arguments share it; mixed layouts are first brought to C order.
@@ -61,7 +77,7 @@ where
     let fill = |start: usize, chunk: &mut [MaybeUninit<f64>]| {
         let parts: [&[f64]; K] = std::array::from_fn(|k| &slices[k][start..start + chunk.len()]);
         for (j, o) in chunk.iter_mut().enumerate() {
-            o.write(f(std::array::from_fn(|k| parts[k][j])));
+            o.write(canonical_nan(f(std::array::from_fn(|k| parts[k][j]))));
         }
     };
     let spare = &mut out.spare_capacity_mut()[..len];
