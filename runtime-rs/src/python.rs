@@ -12,7 +12,7 @@ use numpy::{
 };
 use pyo3::exceptions::{PyLookupError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyType};
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyType};
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::ThreadId;
@@ -203,20 +203,57 @@ fn snapshot(view: ArrayView2<'_, f64>) -> Panel {
     shaped.expect("as many values as the view")
 }
 
-/// `keep=ROWS` of a constructor: a bounded stream (see [`Engine::set_keep`]).
-pub fn set_keep(engine: &mut Engine, keep: Option<usize>) -> PyResult<()> {
-    if keep == Some(0) {
-        return Err(PyValueError::new_err(
-            "keep must be at least 1 (rows kept of each node), or None to keep every row",
-        ));
-    }
-    if let (Some(_), Some(reason)) = (keep, engine.spec().append_blocker()) {
+/// `keep=ROWS` of a constructor: a bounded stream (see [`Engine::set_keep`]). ROWS is an
+/// int >= 1 (not a bool), or None to keep every row.
+pub fn set_keep(engine: &mut Engine, keep: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+    let Some(keep) = keep.filter(|k| !k.is_none()) else {
+        engine.set_keep(None);
+        return Ok(());
+    };
+    let rows = match keep.cast::<PyInt>() {
+        Ok(int) if !keep.is_instance_of::<PyBool>() => {
+            int.extract::<i64>().ok().filter(|&r| r >= 1)
+        }
+        _ => None,
+    };
+    let Some(rows) = rows else {
+        return Err(PyValueError::new_err(format!(
+            "keep must be an int >= 1 (the rows kept of each node), or None to keep every \
+             row; got {}",
+            keep.repr()?
+        )));
+    };
+    if let Some(reason) = engine.spec().append_blocker() {
         return Err(PyValueError::new_err(format!(
             "keep= makes a stream of appended rows, and this DAG cannot append: {reason}"
         )));
     }
-    engine.set_keep(keep);
+    engine.set_keep(Some(usize::try_from(rows).unwrap_or(usize::MAX)));
     Ok(())
+}
+
+/// `last=k` of `compute`: an int >= 0 (TypeError for another type, a bool included;
+/// ValueError below 0), or None for whole values.
+pub fn last_rows_arg(last: Option<&Bound<'_, PyAny>>) -> PyResult<Option<usize>> {
+    let Some(last) = last.filter(|k| !k.is_none()) else {
+        return Ok(None);
+    };
+    let int = match last.cast::<PyInt>() {
+        Ok(int) if !last.is_instance_of::<PyBool>() => int,
+        _ => {
+            return Err(PyTypeError::new_err(format!(
+                "last must be an int (the number of last rows to return), got {}",
+                last.repr()?
+            )))
+        }
+    };
+    match int.extract::<i64>() {
+        Ok(k) if k < 0 => Err(PyValueError::new_err(format!(
+            "last must be >= 0 (the number of last rows to return), got {k}"
+        ))),
+        Ok(k) => Ok(Some(usize::try_from(k).unwrap_or(usize::MAX))),
+        Err(_) => Ok(Some(usize::MAX)), // beyond i64: every row
+    }
 }
 
 /// Sets the inputs given as keyword arguments, all or none.
@@ -362,13 +399,19 @@ fn extract_rows(
     obj: &Bound<'_, PyAny>,
     held: Option<&[usize]>,
 ) -> Result<InputValue, Error> {
-    if let (Ok(v), Some([_])) = (obj.extract::<f64>(), held) {
-        if obj.cast::<PyUntypedArray>().is_err() {
-            return Ok(InputValue {
-                panel: Panel::from_elem((1, 1), v),
-                given_shape: vec![1],
+    // A Python float (numpy's float64 is one): one row of an input held 1-D.
+    if let Ok(v) = obj.cast::<PyFloat>() {
+        if let Some([_, n]) = held {
+            return Err(Error::Shape {
+                input: name.to_string(),
+                expected: format!("(k, {n}) rows or one row of shape ({n},), not one number"),
+                actual: "a number".to_string(),
             });
         }
+        return Ok(InputValue {
+            panel: Panel::from_elem((1, 1), v.value()),
+            given_shape: vec![1],
+        });
     }
     let mut rows = extract_input(name, obj).or_else(|err| match err {
         // A 0-d array: one number.

@@ -251,7 +251,7 @@ mod py {
         #[pyo3(signature = (*, keep=None, **inputs))]
         fn py_new(
             py: Python<'_>,
-            keep: Option<usize>,
+            keep: Option<&Bound<'_, PyAny>>,
             inputs: Option<&Bound<'_, PyDict>>,
         ) -> PyResult<Self> {
             let mut inner = Alpha::new();
@@ -311,8 +311,9 @@ mod py {
             &self,
             py: Python<'py>,
             names: Vec<String>,
-            last: Option<usize>,
+            last: Option<&Bound<'py, PyAny>>,
         ) -> PyResult<Bound<'py, PyDict>> {
+            let last = python::last_rows_arg(last)?;
             python::compute_named(py, self.inner.lock(py)?.engine_mut(), names, last)
         }
 
