@@ -132,3 +132,12 @@ impl Slot {
         compute(rows, &mut self.state)
     }
 }
+
+#[cfg(test)]
+impl OpState {
+    /// Marks the state warm (the next call continues from the previous call's last row)
+    /// or cold, as a [`Slot`] does before each run (tests of the ops' `_from` kernels).
+    pub(crate) fn set_warm(&mut self, warm: bool) {
+        self.warm = warm;
+    }
+}

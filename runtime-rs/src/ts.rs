@@ -27,6 +27,10 @@
 //!   advance [`exact::LANES`] at a time, each step's exact arithmetic a loop across them
 //!   that vectorizes; on x86-64, copies compiled for AVX2 and FMA run where the CPU has
 //!   them (same bits).
+//!   After an append, their `<op>_from` versions ([`ts_sum_from`], ...) continue from
+//!   the sums a node's kernel kept after its previous run ([`crate::cache::OpState`]: the
+//!   exact sums of the last `d - 1` values, counts, flat-run lengths), O(new rows) per
+//!   column instead of O(d); exact sums, so the same bits.
 //! - `ts_product`, every window: the window's values multiplied oldest first, O(d) per
 //!   step (a running product would need divisions, which zeros break, or partial products
 //!   whose bits depend on where the series started).
@@ -40,10 +44,12 @@
 //! `ts_std` and `covariance` are exactly 0 and `correlation` is NaN: rounding would leave
 //! noise where the true variance is 0, and a later `rank` would reorder that noise.
 
+use crate::cache::OpState;
 use crate::exact::{self, co_moment_lanes, two_prod_with, LaneSums, Partials, LANES};
 use crate::layout::{by_column, by_column_block, rolling, window_rows, Rolling};
 use crate::{Panel, View};
 use ndarray::{s, Array2};
+use rayon::prelude::*;
 use std::collections::VecDeque;
 
 /// Windows up to this size are recomputed directly at every step.
@@ -1117,6 +1123,652 @@ pub fn decay_linear<'a>(x: impl Into<View<'a>>, d: usize) -> Panel {
     by_column_block([x], |[x], width, out| decay_block(x, width, d, out))
 }
 
+// Resumable long-window kernels (`<op>_from`): after an append, continue from the state
+// the previous run of the same statement kept instead of rebuilding it from the window.
+
+/// The running state of a long-window kernel between two runs of its statement
+/// (`sray_runtime::cache::OpState`): for each block of [`LANES`] columns, the exact sums,
+/// counts and run lengths of the last `filled` values of its columns, at most `d - 1`:
+/// the window of the next row minus its newest value. A step adds the new row, reads
+/// the window's value off the sums, then removes the window's oldest row, which is inside
+/// the operand's view (the view holds `d - 1` rows before the first new row): the sums
+/// are exact, so they hold the same exact values, and give the same bits, as the
+/// stateless kernel's at every row.
+struct Resume<B> {
+    /// Columns and window length the state is for.
+    n: usize,
+    d: usize,
+    /// Values of each column the sums hold (the same for every column).
+    filled: usize,
+    blocks: Vec<B>,
+}
+
+/// One block of [`LANES`] columns of a resumable kernel.
+trait LaneStep: Send {
+    /// Adds row `t` of the operands (columns `first..first + lanes`) to the block's state;
+    /// when `out` is given, writes into it the value of the window ending at row `t`
+    /// (`full`: the state held `d - 1` values before, so the window has `d`); then, when
+    /// full, removes the window's oldest row, `t + 1 - d`.
+    #[allow(clippy::too_many_arguments)]
+    fn step<const FMA: bool>(
+        &mut self,
+        ops: [&View<'_>; 2],
+        first: usize,
+        lanes: usize,
+        t: usize,
+        d: usize,
+        full: bool,
+        out: Option<&mut [f64; LANES]>,
+    );
+}
+
+/// Row `t` of `x`, columns `first..first + lanes` (the other lanes 0).
+#[inline(always)]
+fn lane_row(x: &View<'_>, t: usize, first: usize, lanes: usize) -> [f64; LANES] {
+    let mut v = [0.0; LANES];
+    let row = x.row(t);
+    for c in 0..lanes {
+        v[c] = row[first + c];
+    }
+    v
+}
+
+/// The window of column `j` of `x` ending at row `t`, oldest first.
+fn window_of(x: &View<'_>, j: usize, t: usize, d: usize) -> Vec<f64> {
+    (t + 1 - d..=t).map(|i| x[[i, j]]).collect()
+}
+
+/// The run length at row `t` of column `j` from the one at `t - 1`, as [`run_length`]
+/// (capped at `d`: only whether it reaches `d` matters).
+#[inline(always)]
+fn view_run(previous: usize, x: &View<'_>, t: usize, j: usize, d: usize) -> usize {
+    if t > 0 && x[[t - 1, j]] == x[[t, j]] {
+        (previous + 1).min(d)
+    } else {
+        1
+    }
+}
+
+/// Rows `from..to` of the operands through one block's state (the state holding
+/// `filled` values before row `from`); the values of the rows into `out` (row `k` at
+/// `[k * LANES..][..LANES]`) when given.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn block_rows<B: LaneStep, const FMA: bool>(
+    block: &mut B,
+    ops: [&View<'_>; 2],
+    first: usize,
+    lanes: usize,
+    (from, to): (usize, usize),
+    d: usize,
+    filled: usize,
+    mut out: Option<&mut [f64]>,
+) {
+    for (k, t) in (from..to).enumerate() {
+        let full = filled + k >= d - 1;
+        let cell = out.as_deref_mut().map(|o| {
+            <&mut [f64; LANES]>::try_from(&mut o[k * LANES..][..LANES]).expect("LANES values")
+        });
+        block.step::<FMA>(ops, first, lanes, t, d, full, cell);
+    }
+}
+
+/// [`block_rows`] compiled with AVX2 and FMA enabled.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn block_rows_avx2<B: LaneStep>(
+    block: &mut B,
+    ops: [&View<'_>; 2],
+    first: usize,
+    lanes: usize,
+    rows: (usize, usize),
+    d: usize,
+    filled: usize,
+    out: Option<&mut [f64]>,
+) {
+    block_rows::<B, true>(block, ops, first, lanes, rows, d, filled, out)
+}
+
+/// [`block_rows`] as the stateless kernels run (see [`moments_block`]): the copy compiled
+/// for AVX2 and FMA where the CPU has both, else the target's products.
+#[allow(clippy::too_many_arguments)]
+fn block_rows_best<B: LaneStep>(
+    block: &mut B,
+    ops: [&View<'_>; 2],
+    first: usize,
+    lanes: usize,
+    rows: (usize, usize),
+    d: usize,
+    filled: usize,
+    out: Option<&mut [f64]>,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if use_avx2_fma() {
+        // SAFETY: the CPU has AVX2 and FMA, checked just above.
+        return unsafe { block_rows_avx2(block, ops, first, lanes, rows, d, filled, out) };
+    }
+    block_rows::<B, { exact::TARGET_FMA }>(block, ops, first, lanes, rows, d, filled, out)
+}
+
+impl<B: LaneStep + Default> Resume<B> {
+    /// The state of no value yet, for `n` columns.
+    fn new(n: usize, d: usize) -> Self {
+        Resume {
+            n,
+            d,
+            filled: 0,
+            blocks: (0..n.div_ceil(LANES)).map(|_| B::default()).collect(),
+        }
+    }
+
+    /// Whether this state continues into a run whose first new row follows `before`
+    /// rows of the view.
+    fn fits(&self, n: usize, d: usize, before: usize) -> bool {
+        self.n == n && self.d == d && self.filled == before.min(d - 1)
+    }
+
+    /// Steps every column through rows `from..` of the operands, in parallel over the
+    /// blocks; with `emit`, the rows' values (a panel of those rows).
+    fn advance(&mut self, ops: [&View<'_>; 2], from: usize, emit: bool) -> Option<Panel> {
+        let (t, n, d, filled) = (ops[0].nrows(), self.n, self.d, self.filled);
+        let rows = t - from;
+        let run = |(b, block): (usize, &mut B), out: Option<&mut [f64]>| {
+            let first = b * LANES;
+            let lanes = LANES.min(n - first);
+            block_rows_best(block, ops, first, lanes, (from, t), d, filled, out);
+        };
+        let result = if emit {
+            let mut buffer = vec![0.0; self.blocks.len() * rows * LANES];
+            if rows > 0 {
+                self.blocks
+                    .par_iter_mut()
+                    .enumerate()
+                    .zip(buffer.par_chunks_mut(rows * LANES))
+                    .with_min_len(4)
+                    .for_each(|(block, out)| run(block, Some(out)));
+            }
+            let mut values = crate::pool::take(rows * n);
+            for k in 0..rows {
+                for j in 0..n {
+                    values.push(buffer[((j / LANES) * rows + k) * LANES + j % LANES]);
+                }
+            }
+            Some(Array2::from_shape_vec((rows, n), values).expect("rows * n values"))
+        } else {
+            self.blocks
+                .par_iter_mut()
+                .enumerate()
+                .with_min_len(4)
+                .for_each(|block| run(block, None));
+            None
+        };
+        self.filled = (filled + rows).min(d - 1);
+        result
+    }
+}
+
+/// A resumable long-window kernel: warm, the last `rows` rows of the operands from the
+/// kept state; cold, `batch` over the whole view, then the state after its last row
+/// (built from the view's last `d - 1` rows) kept for the next run.
+fn resume_or<B: LaneStep + Default + Sync + 'static>(
+    ops: [View<'_>; 2],
+    d: usize,
+    rows: usize,
+    state: &mut OpState,
+    batch: impl FnOnce() -> Panel,
+) -> Panel {
+    let (t, n) = ops[0].dim();
+    let rows = rows.min(t);
+    let ops = [&ops[0], &ops[1]];
+    if let Some(kept) = state.resume::<Resume<B>>() {
+        if kept.fits(n, d, t - rows) {
+            return kept.advance(ops, t - rows, true).expect("values emitted");
+        }
+    }
+    let out = batch();
+    let mut kept = Resume::<B>::new(n, d);
+    kept.advance(ops, t - (d - 1).min(t), false);
+    state.keep(kept);
+    out
+}
+
+/// The state of long-window `ts_sum` / `ts_mean` of a block (see [`exact_sum_lanes`]).
+#[derive(Default)]
+struct SumLanes {
+    sum: LaneSums,
+    counts: [Counts; LANES],
+}
+
+impl LaneStep for SumLanes {
+    #[inline(always)]
+    fn step<const FMA: bool>(
+        &mut self,
+        [x, _]: [&View<'_>; 2],
+        first: usize,
+        lanes: usize,
+        t: usize,
+        d: usize,
+        full: bool,
+        out: Option<&mut [f64; LANES]>,
+    ) {
+        let new = lane_row(x, t, first, lanes);
+        let mut enter = [0.0; LANES];
+        for c in 0..lanes {
+            self.counts[c].count(new[c], true);
+            enter[c] = term(new[c]);
+        }
+        self.sum.update([&enter]);
+        if let Some(out) = out {
+            for c in 0..lanes {
+                out[c] = if !full || self.counts[c].nans > 0 {
+                    f64::NAN
+                } else if self.counts[c].specials > 0 {
+                    (t + 1 - d..=t).fold(0.0, |s, i| s + x[[i, first + c]])
+                } else {
+                    self.sum.value(c)
+                };
+            }
+        }
+        if full {
+            let old = lane_row(x, t + 1 - d, first, lanes);
+            let mut leave = [0.0; LANES];
+            for c in 0..lanes {
+                self.counts[c].count(old[c], false);
+                leave[c] = -term(old[c]);
+            }
+            self.sum.update([&leave]);
+        }
+    }
+}
+
+/// The state of long-window `decay_linear` of a block (see [`exact_decay_lanes`]): the
+/// exact sum `S` of the values held, and `W = Σ w·x` with weight `d - 1` for the newest
+/// value, one less for each row before (0 for the oldest once the window is full).
+#[derive(Default)]
+struct DecayLanes {
+    sum: LaneSums,
+    weighted: LaneSums,
+    counts: [Counts; LANES],
+}
+
+impl LaneStep for DecayLanes {
+    #[inline(always)]
+    fn step<const FMA: bool>(
+        &mut self,
+        [x, _]: [&View<'_>; 2],
+        first: usize,
+        lanes: usize,
+        t: usize,
+        d: usize,
+        full: bool,
+        out: Option<&mut [f64; LANES]>,
+    ) {
+        let new = lane_row(x, t, first, lanes);
+        let mut enter = [0.0; LANES];
+        for c in 0..lanes {
+            self.counts[c].count(new[c], true);
+            enter[c] = term(new[c]);
+        }
+        // The new value gets weight d (the others already have theirs).
+        let (mut p, mut e) = ([0.0; LANES], [0.0; LANES]);
+        for c in 0..LANES {
+            (p[c], e[c]) = two_prod_with::<FMA>(d as f64, enter[c]);
+        }
+        self.weighted.update([&p, &e]);
+        self.sum.update([&enter]);
+        if let Some(out) = out {
+            let total = (d * (d + 1)) as f64 / 2.0;
+            for c in 0..lanes {
+                out[c] = if !full || self.counts[c].nans > 0 {
+                    f64::NAN
+                } else if self.counts[c].specials > 0 {
+                    let direct = (t + 1 - d..=t)
+                        .enumerate()
+                        .fold(0.0, |s, (k, i)| s + (k + 1) as f64 * x[[i, first + c]]);
+                    direct / total
+                } else {
+                    self.weighted.value(c) / total
+                };
+            }
+        }
+        // Every weight drops by one (W - S, the oldest's to 0), then the oldest leaves S.
+        let (hi, lo) = self.sum.pairs();
+        let (mut minus_hi, mut minus_lo) = ([0.0; LANES], [0.0; LANES]);
+        for c in 0..LANES {
+            let narrow = !self.sum.is_wide(c);
+            minus_hi[c] = if narrow { -hi[c] } else { 0.0 };
+            minus_lo[c] = if narrow { -lo[c] } else { 0.0 };
+        }
+        self.weighted.update([&minus_hi, &minus_lo]);
+        for c in (0..lanes).filter(|&c| self.sum.is_wide(c)) {
+            self.weighted.subtract_lane(c, &self.sum);
+        }
+        if full {
+            let old = lane_row(x, t + 1 - d, first, lanes);
+            let mut leave = [0.0; LANES];
+            for c in 0..lanes {
+                self.counts[c].count(old[c], false);
+                leave[c] = -term(old[c]);
+            }
+            self.sum.update([&leave]);
+        }
+    }
+}
+
+/// The state of long-window `ts_std`, `covariance` or `correlation` of a block (see
+/// [`exact_moments_lanes`]).
+struct MomentLanes<const S: u8> {
+    s: MomentSums,
+    count_x: [Counts; LANES],
+    count_y: [Counts; LANES],
+    run_x: [usize; LANES],
+    run_y: [usize; LANES],
+    scratch: Partials,
+}
+
+/// [`MomentLanes`]' `S` of each [`Stat`].
+const STD: u8 = 0;
+const COV: u8 = 1;
+const CORR: u8 = 2;
+
+impl<const S: u8> Default for MomentLanes<S> {
+    fn default() -> Self {
+        let new = || [LaneSums::new(), LaneSums::new()];
+        MomentLanes {
+            s: MomentSums {
+                x: LaneSums::new(),
+                y: LaneSums::new(),
+                xy: new(),
+                xx: new(),
+                yy: new(),
+            },
+            count_x: [Counts::default(); LANES],
+            count_y: [Counts::default(); LANES],
+            run_x: [0; LANES],
+            run_y: [0; LANES],
+            scratch: Partials::new(),
+        }
+    }
+}
+
+/// Adds the exact splits of `sign·a·b` of every lane to `sums` (`sums[0]`: Σp,
+/// `sums[1]`: Σe), as [`slide_products`] does.
+#[inline(always)]
+fn add_products<const FMA: bool>(
+    sums: &mut [LaneSums; 2],
+    a: &[f64; LANES],
+    b: &[f64; LANES],
+    leave: bool,
+) {
+    let (mut p, mut e) = ([0.0; LANES], [0.0; LANES]);
+    for c in 0..LANES {
+        (p[c], e[c]) = two_prod_with::<FMA>(a[c], b[c]);
+        if leave {
+            (p[c], e[c]) = (-p[c], -e[c]);
+        }
+    }
+    sums[0].update([&p]);
+    sums[1].update([&e]);
+}
+
+impl<const S: u8> MomentLanes<S> {
+    const STAT: Stat = match S {
+        STD => Stat::Std,
+        COV => Stat::Cov,
+        _ => Stat::Corr,
+    };
+
+    /// Adds (or, `leave`, removes) row `t`'s terms to the sums and its values to the
+    /// counts.
+    #[inline(always)]
+    fn slide<const FMA: bool>(
+        &mut self,
+        [x, y]: [&View<'_>; 2],
+        first: usize,
+        lanes: usize,
+        t: usize,
+        leave: bool,
+    ) {
+        let pair = Self::STAT != Stat::Std;
+        let (vx, vy) = (lane_row(x, t, first, lanes), lane_row(y, t, first, lanes));
+        let (mut ax, mut ay) = ([0.0; LANES], [0.0; LANES]);
+        for c in 0..lanes {
+            self.count_x[c].count(vx[c], !leave);
+            ax[c] = term(vx[c]);
+            if pair {
+                self.count_y[c].count(vy[c], !leave);
+                ay[c] = term(vy[c]);
+            }
+        }
+        let sign = |v: [f64; LANES]| if leave { v.map(|a| -a) } else { v };
+        let s = &mut self.s;
+        s.x.update([&sign(ax)]);
+        if Self::STAT == Stat::Std {
+            add_products::<FMA>(&mut s.xx, &ax, &ax, leave);
+        } else {
+            s.y.update([&sign(ay)]);
+            add_products::<FMA>(&mut s.xy, &ax, &ay, leave);
+            if Self::STAT == Stat::Corr {
+                add_products::<FMA>(&mut s.xx, &ax, &ax, leave);
+                add_products::<FMA>(&mut s.yy, &ay, &ay, leave);
+            }
+        }
+    }
+
+    /// The values of the windows ending at row `t` (full ones), as
+    /// [`exact_moments_lanes`] gives them.
+    #[inline(always)]
+    fn values<const FMA: bool>(
+        &mut self,
+        [x, y]: [&View<'_>; 2],
+        first: usize,
+        lanes: usize,
+        t: usize,
+        d: usize,
+        out: &mut [f64; LANES],
+    ) {
+        let stat = Self::STAT;
+        let pair = stat != Stat::Std;
+        let n = d as f64;
+        let scale = n * (n - 1.0);
+        let mut want = [false; LANES];
+        for c in 0..lanes {
+            let (cx, cy) = (
+                self.count_x[c],
+                if pair {
+                    self.count_y[c]
+                } else {
+                    self.count_x[c]
+                },
+            );
+            let flat = self.run_x[c] >= d || (pair && self.run_y[c] >= d);
+            out[c] = if cx.nans + cy.nans > 0 {
+                f64::NAN
+            } else if flat {
+                if stat == Stat::Corr {
+                    f64::NAN
+                } else {
+                    0.0
+                }
+            } else if cx.specials + cy.specials > 0 {
+                let xs = window_of(x, first + c, t, d);
+                let ys = if pair {
+                    window_of(y, first + c, t, d)
+                } else {
+                    xs.clone()
+                };
+                special_moments(stat, false, &xs, &ys)
+            } else {
+                want[c] = true;
+                continue;
+            };
+        }
+        if !want.contains(&true) {
+            return;
+        }
+        let (s, sc) = (&self.s, &mut self.scratch);
+        let mut v = [0.0; LANES];
+        match stat {
+            Stat::Std => {
+                co_moment_lanes::<FMA>(n, [&s.xx[0], &s.xx[1], &s.x, &s.x], &want, &mut v, sc);
+                v = v.map(|m| (non_negative(m) / scale).sqrt());
+            }
+            Stat::Cov => {
+                co_moment_lanes::<FMA>(n, [&s.xy[0], &s.xy[1], &s.x, &s.y], &want, &mut v, sc);
+                v = v.map(|m| m / scale);
+            }
+            Stat::Corr => {
+                let (mut vx, mut vy) = ([0.0; LANES], [0.0; LANES]);
+                co_moment_lanes::<FMA>(n, [&s.xy[0], &s.xy[1], &s.x, &s.y], &want, &mut v, sc);
+                co_moment_lanes::<FMA>(n, [&s.xx[0], &s.xx[1], &s.x, &s.x], &want, &mut vx, sc);
+                co_moment_lanes::<FMA>(n, [&s.yy[0], &s.yy[1], &s.y, &s.y], &want, &mut vy, sc);
+                for c in 0..LANES {
+                    v[c] /= non_negative(vx[c]).sqrt() * non_negative(vy[c]).sqrt();
+                }
+            }
+        }
+        for c in (0..lanes).filter(|&c| want[c]) {
+            out[c] = v[c];
+        }
+    }
+}
+
+impl<const S: u8> LaneStep for MomentLanes<S> {
+    #[inline(always)]
+    fn step<const FMA: bool>(
+        &mut self,
+        ops: [&View<'_>; 2],
+        first: usize,
+        lanes: usize,
+        t: usize,
+        d: usize,
+        full: bool,
+        out: Option<&mut [f64; LANES]>,
+    ) {
+        let pair = Self::STAT != Stat::Std;
+        for c in 0..lanes {
+            self.run_x[c] = view_run(self.run_x[c], ops[0], t, first + c, d);
+            if pair {
+                self.run_y[c] = view_run(self.run_y[c], ops[1], t, first + c, d);
+            }
+        }
+        self.slide::<FMA>(ops, first, lanes, t, false);
+        if let Some(out) = out {
+            if full {
+                self.values::<FMA>(ops, first, lanes, t, d, out);
+            } else {
+                out.fill(f64::NAN);
+            }
+        }
+        if full {
+            self.slide::<FMA>(ops, first, lanes, t + 1 - d, true);
+        }
+    }
+}
+
+/// [`ts_sum`] continuing from `state` (see [`crate::cache::OpState`]): `x` holds the
+/// operand's last `rows + d - 1` rows (fewer at the series start); the last `rows` rows
+/// of the result are the values of `x`'s last `rows` rows, bit for bit those of
+/// [`ts_sum`]. Warm, O(`rows`) per column; cold, [`ts_sum`] of the view.
+pub fn ts_sum_from<'a>(
+    x: impl Into<View<'a>>,
+    d: usize,
+    rows: usize,
+    state: &mut OpState,
+) -> Panel {
+    let x: View<'a> = x.into();
+    if window_len(d) <= SMALL_WINDOW {
+        return ts_sum(x, d);
+    }
+    resume_or::<SumLanes>([x, x], d, rows, state, || ts_sum(x, d))
+}
+
+/// [`ts_mean`] continuing from `state`, as [`ts_sum_from`].
+pub fn ts_mean_from<'a>(
+    x: impl Into<View<'a>>,
+    d: usize,
+    rows: usize,
+    state: &mut OpState,
+) -> Panel {
+    let x: View<'a> = x.into();
+    if window_len(d) <= SMALL_WINDOW {
+        return ts_mean(x, d);
+    }
+    let mut out = resume_or::<SumLanes>([x, x], d, rows, state, || ts_sum(x, d));
+    let inv = d as f64;
+    out.iter_mut().for_each(|o| *o /= inv);
+    out
+}
+
+/// [`decay_linear`] continuing from `state`, as [`ts_sum_from`].
+pub fn decay_linear_from<'a>(
+    x: impl Into<View<'a>>,
+    d: usize,
+    rows: usize,
+    state: &mut OpState,
+) -> Panel {
+    let x: View<'a> = x.into();
+    if window_len(d) <= SMALL_WINDOW {
+        return decay_linear(x, d);
+    }
+    resume_or::<DecayLanes>([x, x], d, rows, state, || decay_linear(x, d))
+}
+
+/// [`ts_std`] continuing from `state`, as [`ts_sum_from`].
+pub fn ts_std_from<'a>(
+    x: impl Into<View<'a>>,
+    d: usize,
+    rows: usize,
+    state: &mut OpState,
+) -> Panel {
+    let x: View<'a> = x.into();
+    if window_len(d) <= SMALL_WINDOW {
+        return ts_std(x, d);
+    }
+    resume_or::<MomentLanes<STD>>([x, x], d, rows, state, || ts_std(x, d))
+}
+
+/// [`covariance`] continuing from `state`, as [`ts_sum_from`].
+pub fn covariance_from<'a>(
+    x: impl Into<View<'a>>,
+    y: impl Into<View<'a>>,
+    d: usize,
+    rows: usize,
+    state: &mut OpState,
+) -> Panel {
+    let (x, y): (View<'a>, View<'a>) = (x.into(), y.into());
+    if window_len(d) <= SMALL_WINDOW {
+        return covariance(x, y, d);
+    }
+    same_shape_pair(&x, &y);
+    resume_or::<MomentLanes<COV>>([x, y], d, rows, state, || covariance(x, y, d))
+}
+
+/// [`correlation`] continuing from `state`, as [`ts_sum_from`].
+pub fn correlation_from<'a>(
+    x: impl Into<View<'a>>,
+    y: impl Into<View<'a>>,
+    d: usize,
+    rows: usize,
+    state: &mut OpState,
+) -> Panel {
+    let (x, y): (View<'a>, View<'a>) = (x.into(), y.into());
+    if window_len(d) <= SMALL_WINDOW {
+        return correlation(x, y, d);
+    }
+    same_shape_pair(&x, &y);
+    resume_or::<MomentLanes<CORR>>([x, y], d, rows, state, || correlation(x, y, d))
+}
+
+/// The two operands of a moments kernel have one shape (as the stateless kernels check).
+fn same_shape_pair(x: &View<'_>, y: &View<'_>) {
+    assert!(x.dim() == y.dim(), "panels of different shapes");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1831,6 +2483,194 @@ mod tests {
                     let spread = (m2x * m2y).sqrt();
                     close("covariance", d, at, gc, c / ddof, 1e-9 * spread / ddof);
                     close("correlation", d, at, gr, c / spread, 1e-9);
+                }
+            }
+        }
+    }
+
+    // Resumable kernels (`<op>_from`): fed a few rows at a time with a kept state, the
+    // same bits as the stateless op on the whole panel.
+
+    type FromOp = Box<dyn Fn(View<'_>, View<'_>, usize, usize, &mut OpState) -> Panel>;
+
+    fn resumable_ops() -> Vec<(&'static str, Op, FromOp)> {
+        vec![
+            (
+                "ts_sum",
+                Box::new(|x, _, d| ts_sum(x, d)),
+                Box::new(|x, _, d, r, s| ts_sum_from(x, d, r, s)),
+            ),
+            (
+                "ts_mean",
+                Box::new(|x, _, d| ts_mean(x, d)),
+                Box::new(|x, _, d, r, s| ts_mean_from(x, d, r, s)),
+            ),
+            (
+                "decay_linear",
+                Box::new(|x, _, d| decay_linear(x, d)),
+                Box::new(|x, _, d, r, s| decay_linear_from(x, d, r, s)),
+            ),
+            (
+                "ts_std",
+                Box::new(|x, _, d| ts_std(x, d)),
+                Box::new(|x, _, d, r, s| ts_std_from(x, d, r, s)),
+            ),
+            (
+                "covariance",
+                Box::new(|x, y, d| covariance(x, y, d)),
+                Box::new(|x, y, d, r, s| covariance_from(x, y, d, r, s)),
+            ),
+            (
+                "correlation",
+                Box::new(|x, y, d| correlation(x, y, d)),
+                Box::new(|x, y, d, r, s| correlation_from(x, y, d, r, s)),
+            ),
+        ]
+    }
+
+    /// Whether `state` holds a kept state of any resumable kernel that continues into a
+    /// run of `n` columns whose first new row follows `before` rows of the view.
+    fn resumes(state: &mut OpState, n: usize, d: usize, before: usize) -> bool {
+        fn fits<B: LaneStep + Default + 'static>(
+            state: &mut OpState,
+            n: usize,
+            d: usize,
+            before: usize,
+        ) -> bool {
+            state
+                .resume::<Resume<B>>()
+                .is_some_and(|r| r.fits(n, d, before))
+        }
+        fits::<SumLanes>(state, n, d, before)
+            || fits::<DecayLanes>(state, n, d, before)
+            || fits::<MomentLanes<STD>>(state, n, d, before)
+            || fits::<MomentLanes<COV>>(state, n, d, before)
+            || fits::<MomentLanes<CORR>>(state, n, d, before)
+    }
+
+    /// 30 columns (a block of lanes and a partial one) of the row-local kinds: NaN
+    /// stretches, ±inf, huge and tiny values, flat runs, noise.
+    fn resume_panel(seed: u64, t: usize) -> Panel {
+        let parts = [0, 100, 200].map(|k| row_local_panel(seed + k, t));
+        ndarray::concatenate(
+            ndarray::Axis(1),
+            &[parts[0].view(), parts[1].view(), parts[2].view()],
+        )
+        .expect("panels of t rows")
+    }
+
+    /// Feeds `x`, `y` to `f` in chunks of `chunks` rows (cycled), as a kernel's slot does:
+    /// each call gets the operands' last `rows + d - 1` rows and the kept state, warm but
+    /// at every `cold_every`-th call; every `narrow_every`-th call (when given) reads only
+    /// columns 3..8, which must not resume the state of all the columns. The new rows must
+    /// equal `want`'s bit for bit.
+    #[allow(clippy::too_many_arguments)]
+    fn drive(
+        what: &str,
+        f: &FromOp,
+        (x, y): (&Panel, &Panel),
+        want: &Panel,
+        d: usize,
+        chunks: &[usize],
+        cold_every: usize,
+        narrow_every: Option<usize>,
+    ) -> usize {
+        let (t_len, n) = x.dim();
+        let mut state = OpState::default();
+        let (mut end, mut warm_calls) = (0, 0);
+        for (call, &k) in chunks.iter().cycle().enumerate() {
+            if end == t_len {
+                break;
+            }
+            let k = k.min(t_len - end);
+            let to = end + k;
+            let from = to.saturating_sub(k + d - 1);
+            let narrow = narrow_every.is_some_and(|m| call % m == m - 1);
+            let cols = if narrow { 3..8 } else { 0..n };
+            let warm = call > 0 && call % cold_every != 0;
+            state.set_warm(warm);
+            let resumed = resumes(&mut state, cols.len(), d, end - from);
+            let after_narrow = narrow_every.is_some_and(|m| call % m == 0 && call > 0);
+            if warm && !narrow && !after_narrow {
+                assert!(resumed, "{what}: call {call} does not resume its state");
+            }
+            if narrow {
+                assert!(!resumed, "{what}: call {call} resumes another column set");
+            }
+            warm_calls += resumed as usize;
+            let got = f(
+                x.slice(s![from..to, cols.clone()]),
+                y.slice(s![from..to, cols.clone()]),
+                d,
+                k,
+                &mut state,
+            );
+            assert!(got.nrows() >= k, "{what}: {} rows for {k}", got.nrows());
+            let got = got.slice(s![got.nrows() - k.., ..]).to_owned();
+            let want = want.slice(s![.., cols]).to_owned();
+            same_rows(
+                &format!("{what}, call {call} (rows {end}..{to})"),
+                &got,
+                &want,
+                end,
+                0,
+            );
+            end = to;
+        }
+        warm_calls
+    }
+
+    #[test]
+    fn resumable_kernels_fed_in_chunks_give_the_batch_bits() {
+        let (x, y) = (resume_panel(41, 560), resume_panel(42, 560));
+        let schedules: [(&str, &[usize], usize, Option<usize>); 4] = [
+            ("one row at a time", &[1], usize::MAX, None),
+            ("three rows at a time", &[3], usize::MAX, None),
+            ("mixed", &[5, 1, 3, 40, 1, 1, 2, 7, 120, 1, 16], 9, None),
+            ("mixed, column sets change", &[1, 2, 1, 30, 3], 17, Some(7)),
+        ];
+        for d in [17, 40, 250] {
+            for (name, batch, from) in resumable_ops() {
+                let want = batch(x.view(), y.view(), d);
+                for (schedule, chunks, cold_every, narrow_every) in schedules {
+                    let what = format!("{name}, d = {d}, {schedule}");
+                    let warm = drive(
+                        &what,
+                        &from,
+                        (&x, &y),
+                        &want,
+                        d,
+                        chunks,
+                        cold_every,
+                        narrow_every,
+                    );
+                    assert!(warm > 0, "{what}: no call resumed");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn resumable_kernels_start_the_series_and_grow_from_it() {
+        // From the first row of the series, one row at a time and across a window that is
+        // not yet full (the state holds fewer than d - 1 values), on a panel shorter than
+        // the window and on one longer.
+        for t in [30, 300] {
+            let (x, y) = (resume_panel(43, t), resume_panel(44, t));
+            for d in [17, 40, 250] {
+                for (name, batch, from) in resumable_ops() {
+                    let want = batch(x.view(), y.view(), d);
+                    let what = format!("{name}, d = {d}, {t} rows from the start");
+                    drive(
+                        &what,
+                        &from,
+                        (&x, &y),
+                        &want,
+                        d,
+                        &[1, 1, 2],
+                        usize::MAX,
+                        None,
+                    );
                 }
             }
         }

@@ -45,7 +45,9 @@ _ROW_LOCAL_MATMUL = "la::matmul_rows({0}, {1})"
 # kernel (`ts::<op>_from(x.., d, rows, state)`, sray_runtime::cache::OpState): after an
 # append they continue from the previous run's last row instead of rebuilding their
 # window. Windows up to ts::SMALL_WINDOW values are computed directly and keep none.
-RESUMABLE: frozenset[str] = frozenset()
+RESUMABLE: frozenset[str] = frozenset(
+    {"ts_sum", "ts_mean", "decay_linear", "ts_std", "covariance", "correlation"}
+)
 SMALL_WINDOW = 16
 
 
