@@ -8,18 +8,21 @@ that feed it and the final map that reads it:
 
     return rank(ts_mean(close - open, 5)) * close
   ->
-    let a0 = map([tail(args[0], rows + 4), tail(args[1], rows + 4)], |[close, open]| close - open);
-    let t0 = ts::ts_mean(tail(a0.view(), rows + 4), 5);
+    let a0 = c0.rows(rows, 4, |rows, _| map([tail(args[0], rows), tail(args[1], rows)], |[close, open]| close - open));
+    let t0 = ts::ts_mean(tail(a0, rows + 4), 5);
     let t1 = cs::rank(tail(t0.view(), rows));
     map([tail(t1.view(), rows), tail(args[0], rows)], |[t1, close]| t1 * close)
 
 A kernel computes the last `rows` rows of its node (all of them in a batch run; the new
 ones after an append): it gets the last rows of its arguments (`args`, views), as many as
-those rows read, and every op reads the last rows of its operands that the rows asked of
-it need (`tail`): `rows` plus, for an operand of a window op, its lookback (d - 1, or d for
-`delay`/`delta`), plus what the consumers of the op's value need beyond `rows`. Operands
-that are not time-indexed (their row dim is not "T", e.g. a (N, K) loadings matrix) are
-read whole. The result holds at least the last `rows` rows (a window op's result may hold
+those rows read, and every op reads the last rows of its operands that it needs
+(`tail`): the rows it computes plus, for a window op, its lookback (d - 1, or d for
+`delay`/`delta`). Operands that are not time-indexed (their row dim is not "T", e.g. a
+(N, K) loadings matrix) are read whole. A statement whose value later ops read before the
+kernel's first row (`a0` above: `ts_mean` reads 4 earlier rows) must produce `rows +
+need` rows; it goes through a slot of the kernel's cache (`c0`, sray_runtime::cache),
+which keeps its last `need` rows between runs, so after an append it computes only the
+new rows. The result holds at least the last `rows` rows (a window op's result may hold
 more: the rows of its operand before the first one asked for); the engine keeps the last
 `rows`. `KernelPlan.lookback` is what the kernel reads of its arguments before its first
 row: the node's local lookback.
