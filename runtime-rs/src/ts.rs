@@ -59,6 +59,17 @@ pub const SMALL_WINDOW: usize = 16;
 /// comparison per value is cheaper than a deque or a sorted window at this size.
 pub const DIRECT_ORDER_WINDOW: usize = 64;
 
+/// A view with at most this many full windows takes the direct path for extremes and
+/// `ts_rank` at any window: after an append, a kernel asks for a few new rows, and
+/// building a deque or a sorted window over the `d - 1` rows before them would cost more
+/// than comparing each new row's window directly. Both paths give the same bits.
+const FEW_ROWS: usize = 16;
+
+/// Whether extremes and `ts_rank` over windows of `d` rows of `x` go the direct way.
+fn direct_order(x: View<'_>, d: usize) -> bool {
+    window_len(d) <= DIRECT_ORDER_WINDOW || x.nrows().saturating_sub(d - 1) <= FEW_ROWS
+}
+
 /// Columns per tile of a direct kernel, so that its per-column temporaries stay in L1.
 const TILE: usize = 256;
 
@@ -881,7 +892,7 @@ fn extreme_column<const MAX: bool, const POS: bool>(x: &[f64], d: usize, out: &m
 }
 
 fn extreme(x: View<'_>, d: usize, max: bool, position: bool) -> Panel {
-    if window_len(d) <= DIRECT_ORDER_WINDOW {
+    if direct_order(x, d) {
         return match (max, position) {
             (false, false) => window_rows([x], d, |[w], o| direct_extreme::<false, false>(w, o)),
             (false, true) => window_rows([x], d, |[w], o| direct_extreme::<false, true>(w, o)),
@@ -924,7 +935,7 @@ pub fn ts_argmax<'a>(x: impl Into<View<'a>>, d: usize) -> Panel {
 /// Rank of today's value within its window (average ties), divided by `d`.
 pub fn ts_rank<'a>(x: impl Into<View<'a>>, d: usize) -> Panel {
     let x: View<'a> = x.into();
-    if window_len(d) <= DIRECT_ORDER_WINDOW {
+    if direct_order(x, d) {
         return window_rows([x], d, |[w], out| direct_rank(w, out));
     }
     rolling(x, || {
@@ -1910,6 +1921,10 @@ mod tests {
             80,
         ];
         check_extremes_and_ts_rank(&panel(3), &windows);
+        // Taller, so that windows of 80 and 100 have more than FEW_ROWS full windows and
+        // go through the deque and the sorted window (on 90 rows they go direct).
+        let tall = ndarray::concatenate![ndarray::Axis(0), panel(3), panel(4)];
+        check_extremes_and_ts_rank(&tall, &[80, 100]);
     }
 
     /// `ts_min`/`ts_max`, `ts_argmin`/`ts_argmax` (first occurrence, 1-based) and
