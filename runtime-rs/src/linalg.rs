@@ -11,12 +11,9 @@ use faer::linalg::matmul::matmul as gemm;
 use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
-/// `a @ b`: (m, k) @ (k, n) -> (m, n), as `np.matmul` on float64. NaN and infinities
-/// propagate as in any BLAS; the k-sums may run in another order than numpy's, so
-/// results agree to rounding, not bitwise.
-pub fn matmul<'a>(a: impl Into<View<'a>>, b: impl Into<View<'a>>) -> Panel {
-    let a: View<'a> = a.into();
-    let b: View<'a> = b.into();
+/// The operands of `a @ b` in C order (copied only when they are not), and (m, k, n).
+/// Panics when `a`'s columns are not `b`'s rows (the compiler checks dims).
+fn operands<'a>(a: View<'a>, b: View<'a>) -> (Operand<'a>, Operand<'a>, (usize, usize, usize)) {
     assert_eq!(
         a.ncols(),
         b.nrows(),
@@ -24,14 +21,34 @@ pub fn matmul<'a>(a: impl Into<View<'a>>, b: impl Into<View<'a>>) -> Panel {
         a.dim(),
         b.dim()
     );
-    let (m, k, n) = (a.nrows(), a.ncols(), b.ncols());
-    let (a, b) = (a.as_standard_layout(), b.as_standard_layout());
+    let shape = (a.nrows(), a.ncols(), b.ncols());
+    let c_order = |x: View<'a>| -> Operand<'a> {
+        if x.is_standard_layout() {
+            x.into()
+        } else {
+            x.as_standard_layout().into_owned().into()
+        }
+    };
+    (c_order(a), c_order(b), shape)
+}
+
+type Operand<'a> = ndarray::CowArray<'a, f64, ndarray::Ix2>;
+
+fn row_major<'b>(x: &'b Operand<'_>) -> &'b [f64] {
+    x.as_slice().expect("standard layout")
+}
+
+/// `a @ b`: (m, k) @ (k, n) -> (m, n), as `np.matmul` on float64. NaN and infinities
+/// propagate as in any BLAS; the k-sums may run in another order than numpy's, so
+/// results agree to rounding, not bitwise.
+pub fn matmul<'a>(a: impl Into<View<'a>>, b: impl Into<View<'a>>) -> Panel {
+    let (a, b, (m, k, n)) = operands(a.into(), b.into());
     let mut out = crate::pool::zeros(m * n);
     gemm(
         MatMut::from_row_major_slice_mut(&mut out, m, n),
         Accum::Replace,
-        MatRef::from_row_major_slice(a.as_slice().expect("standard layout"), m, k),
-        MatRef::from_row_major_slice(b.as_slice().expect("standard layout"), k, n),
+        MatRef::from_row_major_slice(row_major(&a), m, k),
+        MatRef::from_row_major_slice(row_major(&b), k, n),
         1.0,
         Par::rayon(0),
     );
@@ -49,21 +66,8 @@ const ROW_BLOCK: usize = 4;
 /// differently in a batch and in an append. Slower than faer on large square products,
 /// on par on the tall (T, N) @ (N, K) products of factor models; rows run in parallel.
 pub fn matmul_rows<'a>(a: impl Into<View<'a>>, b: impl Into<View<'a>>) -> Panel {
-    let a: View<'a> = a.into();
-    let b: View<'a> = b.into();
-    assert_eq!(
-        a.ncols(),
-        b.nrows(),
-        "matmul of {:?} by {:?}: inner dims differ",
-        a.dim(),
-        b.dim()
-    );
-    let (m, k, n) = (a.nrows(), a.ncols(), b.ncols());
-    let (a, b) = (a.as_standard_layout(), b.as_standard_layout());
-    let (a, b) = (
-        a.as_slice().expect("standard layout"),
-        b.as_slice().expect("standard layout"),
-    );
+    let (a, b, (m, k, n)) = operands(a.into(), b.into());
+    let (a, b) = (row_major(&a), row_major(&b));
     let mut out = crate::pool::zeros(m * n);
     if n > 0 {
         out.par_chunks_mut(ROW_BLOCK * n)

@@ -496,24 +496,45 @@ fn exact_sum_lanes(x: &[f64], width: usize, d: usize, out: &mut [f64]) {
     }
 }
 
-/// [`exact_sum_lanes`], compiled for AVX2 where the CPU has it.
-fn sum_block(x: &[f64], width: usize, d: usize, out: &mut [f64]) {
-    #[cfg(target_arch = "x86_64")]
-    if use_avx2_fma() {
-        // SAFETY: the CPU has AVX2 and FMA, checked just above.
-        return unsafe { sum_block_avx2(x, width, d, out) };
-    }
-    exact_sum_lanes(x, width, d, out)
+/// Defines `fn $name(args)`, which runs its work as compiled for the baseline x86-64
+/// (`$body`) or, where the CPU has AVX2 and FMA, a copy compiled with them (`$avx`, doing
+/// `$avx_body`): 4-wide vector loops and 2-flop exact product splits. Both give the same
+/// bits (the kernel tests check it).
+macro_rules! avx2_copy {
+    (
+        $(#[$doc:meta])*
+        fn $name:ident / $avx:ident($($arg:ident: $ty:ty),* $(,)?) { $body:expr }
+        with AVX2 { $avx_body:expr }
+    ) => {
+        $(#[$doc])*
+        fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            if use_avx2_fma() {
+                // SAFETY: the CPU has AVX2 and FMA, checked just above.
+                return unsafe { $avx($($arg),*) };
+            }
+            $body
+        }
+
+        #[doc = concat!("The work of [`", stringify!($name), "`] compiled with AVX2 and FMA.")]
+        ///
+        /// # Safety
+        /// The CPU must have AVX2 and FMA.
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn $avx($($arg: $ty),*) {
+            $avx_body
+        }
+    };
 }
 
-/// [`exact_sum_lanes`] compiled with AVX2 and FMA enabled.
-///
-/// # Safety
-/// The CPU must have AVX2 and FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn sum_block_avx2(x: &[f64], width: usize, d: usize, out: &mut [f64]) {
-    exact_sum_lanes(x, width, d, out)
+avx2_copy! {
+    /// [`exact_sum_lanes`], compiled for AVX2 where the CPU has it.
+    fn sum_block / sum_block_avx2(x: &[f64], width: usize, d: usize, out: &mut [f64]) {
+        exact_sum_lanes(x, width, d, out)
+    } with AVX2 {
+        exact_sum_lanes(x, width, d, out)
+    }
 }
 
 /// `x.rolling(d).sum()`.
@@ -756,35 +777,19 @@ fn exact_moments_lanes<const FMA: bool>(
     }
 }
 
-/// [`exact_moments_lanes`] as this CPU runs it best: on x86-64 builds that do not assume
-/// AVX2 and FMA, a copy compiled with them where the CPU has both (checked at run time):
-/// 4-wide vector loops, and exact product splits ([`exact::two_prod_with`]) of two flops
-/// instead of Dekker's seventeen. Both copies give the same bits (the splits agree
-/// wherever they are exact, which is everywhere but among products below about 2^-969).
-fn moments_block(x: &[f64], y: &[f64], width: usize, d: usize, stat: Stat, out: &mut [f64]) {
-    #[cfg(target_arch = "x86_64")]
-    if use_avx2_fma() {
-        // SAFETY: the CPU has AVX2 and FMA, checked just above.
-        return unsafe { moments_block_avx2(x, y, width, d, stat, out) };
+avx2_copy! {
+    /// [`exact_moments_lanes`] as this CPU runs it best: on x86-64 builds that do not assume
+    /// AVX2 and FMA, a copy compiled with them where the CPU has both (checked at run time):
+    /// 4-wide vector loops, and exact product splits ([`exact::two_prod_with`]) of two flops
+    /// instead of Dekker's seventeen. Both copies give the same bits (the splits agree
+    /// wherever they are exact, which is everywhere but among products below about 2^-969).
+    fn moments_block / moments_block_avx2(
+        x: &[f64], y: &[f64], width: usize, d: usize, stat: Stat, out: &mut [f64]
+    ) {
+        exact_moments_lanes::<{ exact::TARGET_FMA }>(x, y, width, d, stat, out)
+    } with AVX2 {
+        exact_moments_lanes::<true>(x, y, width, d, stat, out)
     }
-    exact_moments_lanes::<{ exact::TARGET_FMA }>(x, y, width, d, stat, out)
-}
-
-/// [`exact_moments_lanes`] compiled with AVX2 and FMA enabled.
-///
-/// # Safety
-/// The CPU must have AVX2 and FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn moments_block_avx2(
-    x: &[f64],
-    y: &[f64],
-    width: usize,
-    d: usize,
-    stat: Stat,
-    out: &mut [f64],
-) {
-    exact_moments_lanes::<true>(x, y, width, d, stat, out)
 }
 
 /// `x.rolling(d).std()` (ddof=1); exactly 0 on a flat window.
@@ -1010,24 +1015,13 @@ fn product_columns(x: &[f64], width: usize, d: usize, out: &mut [f64]) {
 /// Rows per run of [`product_columns`].
 const PRODUCT_RUN: usize = 16;
 
-/// [`product_columns`], compiled for AVX2 where the CPU has it.
-fn product_block(x: &[f64], width: usize, d: usize, out: &mut [f64]) {
-    #[cfg(target_arch = "x86_64")]
-    if use_avx2_fma() {
-        // SAFETY: the CPU has AVX2 and FMA, checked just above.
-        return unsafe { product_block_avx2(x, width, d, out) };
+avx2_copy! {
+    /// [`product_columns`], compiled for AVX2 where the CPU has it.
+    fn product_block / product_block_avx2(x: &[f64], width: usize, d: usize, out: &mut [f64]) {
+        product_columns(x, width, d, out)
+    } with AVX2 {
+        product_columns(x, width, d, out)
     }
-    product_columns(x, width, d, out)
-}
-
-/// [`product_columns`] compiled with AVX2 and FMA enabled.
-///
-/// # Safety
-/// The CPU must have AVX2 and FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn product_block_avx2(x: &[f64], width: usize, d: usize, out: &mut [f64]) {
-    product_columns(x, width, d, out)
 }
 
 /// `x.rolling(d).apply(np.prod)`: the window's values multiplied oldest first, at every
@@ -1104,24 +1098,13 @@ fn exact_decay_lanes<const FMA: bool>(x: &[f64], width: usize, d: usize, out: &m
     }
 }
 
-/// [`exact_decay_lanes`] as this CPU runs it best (see [`moments_block`]).
-fn decay_block(x: &[f64], width: usize, d: usize, out: &mut [f64]) {
-    #[cfg(target_arch = "x86_64")]
-    if use_avx2_fma() {
-        // SAFETY: the CPU has AVX2 and FMA, checked just above.
-        return unsafe { decay_block_avx2(x, width, d, out) };
+avx2_copy! {
+    /// [`exact_decay_lanes`] as this CPU runs it best (see [`moments_block`]).
+    fn decay_block / decay_block_avx2(x: &[f64], width: usize, d: usize, out: &mut [f64]) {
+        exact_decay_lanes::<{ exact::TARGET_FMA }>(x, width, d, out)
+    } with AVX2 {
+        exact_decay_lanes::<true>(x, width, d, out)
     }
-    exact_decay_lanes::<{ exact::TARGET_FMA }>(x, width, d, out)
-}
-
-/// [`exact_decay_lanes`] compiled with AVX2 and FMA enabled.
-///
-/// # Safety
-/// The CPU must have AVX2 and FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn decay_block_avx2(x: &[f64], width: usize, d: usize, out: &mut [f64]) {
-    exact_decay_lanes::<true>(x, width, d, out)
 }
 
 /// Linearly weighted mean of the window, the newest value weighted `d`.
