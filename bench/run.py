@@ -11,7 +11,7 @@
     the share measured with nodes computed one at a time;
 (d) memory bandwidth: a plain Rust triad over the same bytes (runtime-rs/examples);
 (e) the cost of a window of 250 against a window of 20, per window op;
-(f) streaming: the 37 factors on 2000 x 3000, then one new row appended and the new row of
+(g) streaming: the 37 factors on 2000 x 3000, then one new row appended and the new row of
     every factor asked for (`append` + `compute(names, last=1)`), against a full compute
     of the same object and against pandas recomputing the factors on the last `lookback`
     rows; and 250 single-row appends against one append of the same 250 rows.
@@ -335,7 +335,7 @@ def bench_windows(build: Path, rows: int, cols: int, repeat: int) -> dict[str, f
 
 
 def bench_streaming(build: Path, rows: int, cols: int, repeat: int, steps: int = 250) -> dict:
-    """(f): appends of new rows to the 37 factors' inputs, and the new rows asked for."""
+    """(g): appends of new rows to the 37 factors' inputs, and the new rows asked for."""
     import pandas as pd
 
     from sray_transpiler.analyses.lookback import max_lookback
@@ -430,7 +430,7 @@ def main() -> None:
                         help="repeats of the slow baselines of (b): polars, the numpy reference, pandas "
                              "(default: --repeat, as every other contender; fewer is printed beside the times)")
     parser.add_argument("--build", type=Path, default=ROOT / "build" / "bench")
-    parser.add_argument("--only", default="abcdef", help="which benchmarks to run, e.g. `ad` (default: all)")
+    parser.add_argument("--only", default="abcdeg", help="which benchmarks to run, e.g. `ad` (default: all)")
     for hidden in ("--child", "--site", "--module"):  # the one-thread child process
         parser.add_argument(hidden, help=argparse.SUPPRESS)
     parser.add_argument("--rows", type=int, help=argparse.SUPPRESS)
@@ -460,8 +460,8 @@ def main() -> None:
         print("    " + ", ".join(f"{op} {ratio:.2f}x" for op, ratio in w.items()) + "\n")
     if "c" in args.only:
         run_c(args, size_b)
-    if "f" in args.only:
-        run_f(args, size_b)
+    if "g" in args.only:
+        run_g(args, size_b)
 
 
 def print_table(results: dict[str, dict], against: str = "compiled") -> None:
@@ -517,9 +517,9 @@ def run_c(args, size_b) -> None:
           f"the recompute's own kernels took {c['cone_kernels']:.3f} s of node time")
 
 
-def run_f(args, size_b) -> None:
+def run_g(args, size_b) -> None:
     f = bench_streaming(args.build, *size_b, args.repeat)
-    print(f"(f) streaming, examples/alphas101.py, {size_b[0]}x{size_b[1]} then one row at a time, "
+    print(f"(g) streaming, examples/alphas101.py, {size_b[0]}x{size_b[1]} then one row at a time, "
           f"{f['threads']} threads; append + compute(names, last=1) of the 37 factors:")
     print(f"    one appended row: {1e3 * f['single']:.2f} ms median over {f['steps']} appends "
           f"(p90 {1e3 * f['p90']:.2f} ms; target <= 3 ms); full compute of the same object "
