@@ -30,6 +30,8 @@ pub struct Slot {
     /// Rows before the kernel's first row that the value's readers read.
     need: usize,
     warm: bool,
+    /// Its value was computed whole in this run (not grown by new rows).
+    cold: bool,
     state: OpState,
 }
 
@@ -89,8 +91,15 @@ impl Cache {
                 let tail = slot.value.slice(s![t - slot.need.min(t).., ..]);
                 let mut buffer = Vec::with_capacity(2 * tail.len() + tail.ncols());
                 buffer.extend(tail.iter().copied());
-                // The old buffer is freed, not pooled (see `engine::keep_last`).
-                slot.value = Panel::from_shape_vec(tail.dim(), buffer).expect("the tail's values");
+                let kept = Panel::from_shape_vec(tail.dim(), buffer).expect("the tail's values");
+                let old = std::mem::replace(&mut slot.value, kept);
+                // A value computed whole (a batch run) goes to the pool, as a kernel's
+                // temporaries do, so the next kernels write into mapped memory; the
+                // buffers an append's cuts free are not pooled (see `engine::keep_last`):
+                // nothing would take them back, and a stream's memory would grow.
+                if std::mem::take(&mut slot.cold) {
+                    crate::pool::give_panel(old);
+                }
             }
         }
     }
@@ -115,7 +124,9 @@ impl Slot {
             push_rows(&mut self.value, new.slice(s![t - rows.min(t).., ..]));
             crate::pool::give_panel(new);
         } else {
-            self.value = compute(rows + need, &mut self.state);
+            let old = std::mem::replace(&mut self.value, compute(rows + need, &mut self.state));
+            crate::pool::give_panel(old);
+            self.cold = true;
         }
         let t = self.value.nrows();
         self.value.slice(s![t - (rows + need).min(t).., ..])
