@@ -565,6 +565,27 @@ pub fn co_moment_lanes<const FMA: bool>(
     }
 }
 
+/// The eight products (x, y, sign) whose sum is `n·(p + e) - a·b`, each pair a double-double:
+/// what [`co_moment_exact`] and the tests' oracle add up.
+fn co_moment_terms(
+    n: f64,
+    p: (f64, f64),
+    e: (f64, f64),
+    a: (f64, f64),
+    b: (f64, f64),
+) -> [(f64, f64, f64); 8] {
+    [
+        (n, p.0, 1.0),
+        (n, p.1, 1.0),
+        (n, e.0, 1.0),
+        (n, e.1, 1.0),
+        (a.0, b.0, -1.0),
+        (a.0, b.1, -1.0),
+        (a.1, b.0, -1.0),
+        (a.1, b.1, -1.0),
+    ]
+}
+
 /// The exact tier of [`co_moment`]: the sixteen doubles of the split products through
 /// [`Partials`], correctly rounded.
 #[cold]
@@ -578,16 +599,7 @@ fn co_moment_exact(
     scratch: &mut Partials,
 ) -> f64 {
     scratch.clear();
-    for (x, y, sign) in [
-        (n, p.0, 1.0),
-        (n, p.1, 1.0),
-        (n, e.0, 1.0),
-        (n, e.1, 1.0),
-        (a.0, b.0, -1.0),
-        (a.0, b.1, -1.0),
-        (a.1, b.0, -1.0),
-        (a.1, b.1, -1.0),
-    ] {
+    for (x, y, sign) in co_moment_terms(n, p, e, a, b) {
         let (hi, lo) = two_prod(x, y);
         scratch.add(sign * hi);
         scratch.add(sign * lo);
@@ -596,7 +608,7 @@ fn co_moment_exact(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// An exact fixed-point accumulator (the oracle): a two's complement integer of
@@ -755,8 +767,9 @@ mod tests {
         }
     }
 
-    /// Seeded uniform values in [0, 1) (tests only).
-    fn uniform(seed: u64) -> impl FnMut() -> f64 {
+    /// Seeded uniform values in [0, 1) from a linear congruential generator (tests
+    /// only; ts.rs's tests use it too).
+    pub(crate) fn uniform(seed: u64) -> impl FnMut() -> f64 {
         let mut state = seed;
         move || {
             state = state
@@ -1113,16 +1126,7 @@ mod tests {
     /// The exact `n·(p + e) - a·b` of [`co_moment`], from the oracle.
     fn co_moment_oracle(n: f64, p: (f64, f64), e: (f64, f64), a: (f64, f64), b: (f64, f64)) -> f64 {
         let mut x = Exact::zero();
-        for (u, v, sign) in [
-            (n, p.0, 1.0),
-            (n, p.1, 1.0),
-            (n, e.0, 1.0),
-            (n, e.1, 1.0),
-            (a.0, b.0, -1.0),
-            (a.0, b.1, -1.0),
-            (a.1, b.0, -1.0),
-            (a.1, b.1, -1.0),
-        ] {
+        for (u, v, sign) in co_moment_terms(n, p, e, a, b) {
             x.add_product(u, v, sign);
         }
         x.round()

@@ -1766,19 +1766,9 @@ fn same_shape_pair(x: &View<'_>, y: &View<'_>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exact::tests::uniform;
     use crate::exact::two_prod;
     use ndarray::ShapeBuilder;
-
-    /// Uniform values in [0, 1) from a seeded linear congruential generator (tests only).
-    fn uniform(seed: u64) -> impl FnMut() -> f64 {
-        let mut state = seed;
-        move || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (state >> 11) as f64 / (1u64 << 53) as f64
-        }
-    }
 
     /// Columns of random values, small integers (ties), flat runs, NaN, ±inf and a C-order
     /// panel wide enough to span several tiles.
